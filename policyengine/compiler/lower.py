@@ -1,0 +1,743 @@
+"""Pass 5 — lowering: typed AST → Python closures.
+
+Prepare once, evaluate many: every expression becomes a tree of small closures
+specialised on the static types the checker found (entity look-ups, strict
+equality only where a value is untyped). No user text ever reaches eval/exec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from policyengine.compiler import types as T
+from policyengine.compiler.schema import ENVELOPE_FIELDS
+from policyengine.compiler.typecheck import TypeMap
+from policyengine.language import ast
+from policyengine.runtime.errors import EvalError
+from policyengine.runtime.frame import Frame
+from policyengine.runtime.values import format_value, iterate, sort_key
+
+Fn = Callable[[Frame], Any]
+Detail = tuple[tuple[str, Any], ...]
+ExplainFn = Callable[[Frame], tuple[Any, Detail]]
+
+
+def _bool_error(v: Any, span: ast.Span, what: str) -> EvalError:
+    return EvalError(f"{what} must be a boolean, got `{format_value(v)}`", span)
+
+
+def strict_eq(a: Any, b: Any) -> bool:
+    """Equality that never confuses `true` with `1` (Python does)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _undefined_path(text: str, span: ast.Span) -> EvalError:
+    return EvalError(f"`{text}` is missing", span, undefined=True)
+
+
+def _parse_time(text: Any, span: ast.Span) -> datetime:
+    if isinstance(text, datetime):
+        return text
+    if not isinstance(text, str):
+        raise EvalError(f"`time` needs a string, got `{format_value(text)}`", span)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise EvalError(f"`{text}` is not an RFC 3339 timestamp", span) from None
+    if value.tzinfo is None:
+        raise EvalError(f"`{text}` has no UTC offset", span)
+    return value.astimezone(UTC)
+
+
+class Lowerer:
+    def __init__(
+        self,
+        types: TypeMap,
+        const_values: Mapping[str, Any],
+        regexes: Mapping[str, Any],
+        source: str,
+    ) -> None:
+        self.types = types
+        self.consts = const_values
+        self.regexes = regexes
+        self.source = source
+        self.max_slot = -1
+
+    def text(self, e: ast.Expr) -> str:
+        sp = e.span
+        if sp.end <= sp.start or not self.source:
+            return "?"
+        return re.sub(r"\s+", " ", self.source[sp.start : sp.end])
+
+    def type_of(self, e: ast.Expr) -> T.Type:
+        return self.types.get(id(e), T.ANY)
+
+    # ------------------------------------------------------------ values
+    def expr(self, e: ast.Expr) -> Fn:  # noqa: PLR0911, PLR0912
+        if isinstance(e, ast.Literal):
+            v = e.value
+            return lambda f: v
+        if isinstance(e, ast.ConstRef):
+            c = self.consts[e.qualified]
+            return lambda f: c
+        if isinstance(e, ast.Root):
+            if e.id == "now":
+                return lambda f: f.now
+            if e.id == "subject":
+                return lambda f: f.subject_id
+            return lambda f: f.event
+        if isinstance(e, ast.Var):
+            slot = e.slot
+            return lambda f: f.vars[slot]
+        if isinstance(e, ast.Attr):
+            return self._attr(e)
+        if isinstance(e, ast.Index):
+            return self._index(e)
+        if isinstance(e, ast.Unary):
+            return self._unary(e)
+        if isinstance(e, ast.BoolOp):
+            return self._boolop(e)
+        if isinstance(e, ast.Binary):
+            return self._binary(e)
+        if isinstance(e, ast.ListLit):
+            items = [self.expr(i) for i in e.items]
+            return lambda f: [i(f) for i in items]
+        if isinstance(e, ast.SetLit):
+            return self._set(e)
+        if isinstance(e, ast.Quantifier):
+            return self._quantifier(e)
+        if isinstance(e, ast.ListComp):
+            return self._listcomp(e)
+        if isinstance(e, ast.Call):
+            return self._call(e)
+        span = e.span
+        message = f"cannot evaluate `{self.text(e)}`"
+
+        def unresolved(f: Frame) -> Any:
+            raise EvalError(message, span)
+
+        return unresolved
+
+    def _set(self, e: ast.SetLit) -> Fn:
+        items = [self.expr(i) for i in e.items]
+        span = e.span
+
+        def make(f: Frame) -> frozenset[Any]:
+            try:
+                return frozenset(i(f) for i in items)
+            except TypeError:
+                raise EvalError("set items must be plain values", span) from None
+
+        return make
+
+    # ------------------------------------------------------------ paths
+    def _attr(self, e: ast.Attr) -> Fn:  # noqa: PLR0911
+        name = e.name
+        span = e.span
+        text = self.text(e)
+        obj_t = T.strip(self.type_of(e.obj))
+        obj = e.obj
+        if isinstance(obj, ast.Root) and obj.id == "event":
+            if name == "subject":
+                return lambda f: f.subject_id
+            if name in ENVELOPE_FIELDS:
+                return lambda f: f.event[name]
+
+            def event_attr(f: Frame) -> Any:
+                try:
+                    return f.attrs[name]
+                except KeyError:
+                    raise _undefined_path(text, span) from None
+
+            return event_attr
+        if isinstance(obj, ast.Root) and obj.id == "subject":
+            kind_text = text
+
+            def subject_attr(f: Frame) -> Any:
+                s = f._subject
+                if s is None:
+                    s = f.subject()
+                    if s is None:
+                        raise EvalError(
+                            f"the subject {f.subject_kind} `{f.subject_id}` is not known, "
+                            f"so `{kind_text}` is missing",
+                            span,
+                            undefined=True,
+                        )
+                try:
+                    return s[name]
+                except KeyError:
+                    raise _undefined_path(kind_text, span) from None
+
+            return subject_attr
+        inner = self.expr(obj)
+        if isinstance(obj_t, T.Entity):
+            kind = obj_t.kind
+
+            def entity_attr(f: Frame) -> Any:
+                ref = inner(f)
+                if ref is None:
+                    raise EvalError(
+                        f"`{self.text(obj)}` is null, so `{text}` is missing", span, undefined=True
+                    )
+                ent = f.state.get(kind, ref)
+                if ent is None:
+                    raise EvalError(
+                        f"{kind} `{ref}` is not known, so `{text}` is missing", span, undefined=True
+                    )
+                try:
+                    return ent[name]
+                except KeyError:
+                    raise _undefined_path(text, span) from None
+
+            return entity_attr
+        obj_text = self.text(obj)
+
+        def field(f: Frame) -> Any:
+            v = inner(f)
+            try:
+                return v[name]
+            except (KeyError, TypeError, IndexError):
+                if v is None:
+                    raise EvalError(
+                        f"`{obj_text}` is null, so `{text}` is missing", span, undefined=True
+                    ) from None
+                if isinstance(v, dict):
+                    raise _undefined_path(text, span) from None
+                raise EvalError(
+                    f"`{obj_text}` is `{format_value(v)}`, which has no attribute `{name}`", span
+                ) from None
+
+        return field
+
+    def _index(self, e: ast.Index) -> Fn:
+        obj, key = self.expr(e.obj), self.expr(e.key)
+        obj_t = T.strip(self.type_of(e.obj))
+        span, text = e.span, self.text(e)
+        entity_kind = obj_t.kind if isinstance(obj_t, T.Entity) else None
+
+        def index(f: Frame) -> Any:
+            v, k = obj(f), key(f)
+            if entity_kind is not None:
+                v = f.state.get(entity_kind, v)
+            if isinstance(k, bool):
+                raise EvalError(f"`{text}`: an index cannot be a boolean", span)
+            try:
+                return v[k]
+            except (KeyError, IndexError):
+                raise _undefined_path(text, span) from None
+            except TypeError:
+                if v is None:
+                    raise _undefined_path(text, span) from None
+                raise EvalError(f"cannot index `{format_value(v)}` with `{k}`", span) from None
+
+        return index
+
+    # ------------------------------------------------------------ operators
+    def _unary(self, e: ast.Unary) -> Fn:
+        inner = self.expr(e.operand)
+        span = e.span
+        if e.op == "not":
+
+            def not_(f: Frame) -> bool:
+                v = inner(f)
+                if v is True:
+                    return False
+                if v is False:
+                    return True
+                raise _bool_error(v, span, "the operand of `not`")
+
+            return not_
+
+        def neg(f: Frame) -> Any:
+            v = inner(f)
+            if isinstance(v, bool) or v is None:
+                raise EvalError(f"cannot negate `{format_value(v)}`", span)
+            try:
+                return -v
+            except TypeError:
+                raise EvalError(f"cannot negate `{format_value(v)}`", span) from None
+
+        return neg
+
+    def _boolop(self, e: ast.BoolOp) -> Fn:
+        ops = tuple(self.expr(o) for o in e.operands)
+        spans = tuple(o.span for o in e.operands)
+        what = f"each operand of `{e.op}`"
+        if e.op == "and":
+            if len(ops) == 2:
+                a, b = ops
+
+                def and2(f: Frame) -> bool:
+                    v = a(f)
+                    if v is False:
+                        return False
+                    if v is not True:
+                        raise _bool_error(v, spans[0], what)
+                    v = b(f)
+                    if v is True or v is False:
+                        return v
+                    raise _bool_error(v, spans[1], what)
+
+                return and2
+
+            def and_(f: Frame) -> bool:
+                for i, o in enumerate(ops):
+                    v = o(f)
+                    if v is False:
+                        return False
+                    if v is not True:
+                        raise _bool_error(v, spans[i], what)
+                return True
+
+            return and_
+
+        def or_(f: Frame) -> bool:
+            for i, o in enumerate(ops):
+                v = o(f)
+                if v is True:
+                    return True
+                if v is not False:
+                    raise _bool_error(v, spans[i], what)
+            return False
+
+        return or_
+
+    def _binary(self, e: ast.Binary) -> Fn:
+        left, right = self.expr(e.left), self.expr(e.right)
+        if e.op == "??":
+
+            def coalesce(f: Frame) -> Any:
+                try:
+                    v = left(f)
+                except EvalError as err:
+                    if not err.undefined:
+                        raise
+                    return right(f)
+                return right(f) if v is None else v
+
+            return coalesce
+        if e.op in ("==", "!=") and not self._untyped(e):
+            # The hot path: typed equality needs no checks at all.
+            if e.op == "==":
+                return lambda f: left(f) == right(f)
+            return lambda f: left(f) != right(f)
+        apply = self._binary_op(e)
+        return lambda f: apply(left(f), right(f))
+
+    def _untyped(self, e: ast.Binary) -> bool:
+        return T.is_any(self.type_of(e.left)) or T.is_any(self.type_of(e.right))
+
+    def _binary_op(self, e: ast.Binary) -> Callable[[Any, Any], Any]:
+        """The operator of `e` as a function of its two operand values."""
+        op, span = e.op, e.span
+        untyped = self._untyped(e)
+        if op in ("==", "!="):
+            negate = op == "!="
+            if untyped:
+                return lambda a, b: strict_eq(a, b) is not negate
+            return (lambda a, b: a != b) if negate else (lambda a, b: a == b)
+        if op in ("in", "not in"):
+            negate = op == "not in"
+            rtext = self.text(e.right)
+
+            def member(needle: Any, hay: Any) -> bool:
+                if not isinstance(hay, list | tuple | frozenset | set | dict):
+                    raise EvalError(f"`{rtext}` is `{format_value(hay)}`, not a collection", span)
+                try:
+                    if untyped and isinstance(needle, bool):
+                        found = any(strict_eq(needle, x) for x in hay)
+                    else:
+                        found = needle in hay
+                except TypeError:
+                    raise EvalError(
+                        f"cannot look for `{format_value(needle)}` in `{rtext}`", span
+                    ) from None
+                return found is not negate
+
+            return member
+        pyop = _OPS[op]
+        ltext, rtext = self.text(e.left), self.text(e.right)
+        verb = "apply" if op in ("+", "-", "*", "/", "%") else "compare"
+
+        def binop(a: Any, b: Any) -> Any:
+            if untyped and (isinstance(a, bool) or isinstance(b, bool)):
+                raise EvalError(
+                    f"cannot {verb} `{format_value(a)}` and `{format_value(b)}` with `{op}`", span
+                )
+            try:
+                return pyop(a, b)
+            except ZeroDivisionError:
+                raise EvalError(f"division by zero in `{ltext} {op} {rtext}`", span) from None
+            except (TypeError, OverflowError):
+                raise EvalError(
+                    f"cannot {verb} `{format_value(a)}` and `{format_value(b)}` with `{op}`", span
+                ) from None
+
+        return binop
+
+    # ------------------------------------------------------------ quantifiers
+    def _quantifier(self, e: ast.Quantifier) -> Fn:  # noqa: PLR0911
+        coll = self._collection(e.collection)
+        slot = self._slot(e)
+        where = self.expr(e.where) if e.where is not None else None
+        body = self.expr(e.body) if e.body is not None else None
+        wspan = e.where.span if e.where is not None else e.span
+        bspan = e.body.span if e.body is not None else e.span
+        kind = e.kind
+
+        def keep(f: Frame) -> bool:
+            if where is None:
+                return True
+            v = where(f)
+            if v is True or v is False:
+                return v
+            raise _bool_error(v, wspan, "a `where` filter")
+
+        def holds(f: Frame) -> bool:
+            if body is None:
+                return True
+            v = body(f)
+            if v is True or v is False:
+                return v
+            raise _bool_error(v, bspan, f"the condition of `{kind}`")
+
+        if kind == "count":
+            if e.distinct_key is not None:
+                key = self.expr(e.distinct_key)
+                kspan = e.distinct_key.span
+
+                def count_distinct(f: Frame) -> int:
+                    seen: set[Any] = set()
+                    fv = f.vars
+                    for x in coll(f):
+                        fv[slot] = x
+                        if keep(f):
+                            try:
+                                seen.add(key(f))
+                            except TypeError:
+                                raise EvalError("cannot count distinct values of this kind",
+                                                kspan) from None
+                    return len(seen)
+
+                return count_distinct
+
+            def count(f: Frame) -> int:
+                n = 0
+                fv = f.vars
+                for x in coll(f):
+                    fv[slot] = x
+                    if keep(f):
+                        n += 1
+                return n
+
+            return count
+        if kind == "all":
+
+            def all_(f: Frame) -> bool:
+                fv = f.vars
+                for x in coll(f):
+                    fv[slot] = x
+                    if keep(f) and not holds(f):
+                        return False
+                return True
+
+            return all_
+        if kind == "any":
+
+            def any_(f: Frame) -> bool:
+                fv = f.vars
+                for x in coll(f):
+                    fv[slot] = x
+                    if keep(f) and holds(f):
+                        return True
+                return False
+
+            return any_
+
+        def none_(f: Frame) -> bool:
+            fv = f.vars
+            for x in coll(f):
+                fv[slot] = x
+                if keep(f) and holds(f):
+                    return False
+            return True
+
+        return none_
+
+    def _slot(self, e: ast.Quantifier | ast.ListComp) -> int:
+        self.max_slot = max(self.max_slot, e.slot)
+        return e.slot
+
+    def _collection(self, e: ast.Expr) -> Callable[[Frame], Any]:
+        inner = self.expr(e)
+        span, text = e.span, self.text(e)
+
+        def items(f: Frame) -> Any:
+            v = inner(f)
+            if type(v) is list:
+                return v
+            try:
+                return iterate(v)
+            except TypeError:
+                raise EvalError(f"`{text}` is `{format_value(v)}`, not a collection", span) \
+                    from None
+
+        return items
+
+    def _listcomp(self, e: ast.ListComp) -> Fn:
+        coll = self._collection(e.collection)
+        slot = self._slot(e)
+        where = self.expr(e.where) if e.where is not None else None
+        item = self.expr(e.item)
+        wspan = e.where.span if e.where is not None else e.span
+
+        def comp(f: Frame) -> list[Any]:
+            out = []
+            fv = f.vars
+            for x in coll(f):
+                fv[slot] = x
+                if where is not None:
+                    v = where(f)
+                    if v is False:
+                        continue
+                    if v is not True:
+                        raise _bool_error(v, wspan, "a `where` filter")
+                out.append(item(f))
+            return out
+
+        return comp
+
+    # ------------------------------------------------------------ calls
+    def _call(self, e: ast.Call) -> Fn:  # noqa: PLR0911, PLR0912
+        name, span = e.func, e.span
+        if name in ("passed", "failed", "outcome"):
+            arg = e.args[0]
+            rule = arg.qualified if isinstance(arg, ast.RuleRef) else ""
+            if name == "passed":
+                return lambda f: f.results.get(rule) == "pass"
+            if name == "failed":
+                return lambda f: f.results.get(rule) in ("fail", "error")
+            return lambda f: f.results.get(rule, "not_applicable")
+        if name == "has":
+            inner = self.expr(e.args[0])
+
+            def has(f: Frame) -> bool:
+                try:
+                    return inner(f) is not None
+                except EvalError as err:
+                    if err.undefined:
+                        return False
+                    raise
+
+            return has
+        if name == "matches":
+            pattern = e.args[1]
+            text = pattern.value if isinstance(pattern, ast.Literal) else (
+                self.consts[pattern.qualified] if isinstance(pattern, ast.ConstRef) else ""
+            )
+            regex = self.regexes[text]
+            subject = self.expr(e.args[0])
+
+            def matches(f: Frame) -> bool:
+                s = subject(f)
+                if not isinstance(s, str):
+                    raise EvalError(f"`matches` needs a string, got `{format_value(s)}`", span)
+                return regex.search(s) is not None
+
+            return matches
+        args = tuple(self.expr(a) for a in e.args)
+        impl = _FUNCS[name]
+
+        def call(f: Frame) -> Any:
+            values = [a(f) for a in args]
+            try:
+                return impl(*values)
+            except EvalError:
+                raise
+            except (TypeError, ValueError, AttributeError) as exc:
+                shown = ", ".join(format_value(v) for v in values)
+                detail = str(exc) if isinstance(exc, ValueError) else "wrong kind of value"
+                raise EvalError(f"`{name}({shown})` failed: {detail}", span) from None
+
+        if name == "time":
+            only = args[0]
+            return lambda f: _parse_time(only(f), span)
+        return call
+
+    # ------------------------------------------------------------ explanations
+    def explained(self, e: ast.Expr) -> ExplainFn:
+        """Like `expr`, but also returns the values that decided the result. Kept to
+        the top of the expression so it costs a few tuple builds, not a trace."""
+        if isinstance(e, ast.BoolOp):
+            subs = tuple(self.explained(o) for o in e.operands)
+            spans = tuple(o.span for o in e.operands)
+            stop = e.op == "or"  # `or` stops at the first true, `and` at the first false
+            what = f"each operand of `{e.op}`"
+
+            def boolop(f: Frame) -> tuple[Any, Detail]:
+                details: list[tuple[str, Any]] = []
+                for i, s in enumerate(subs):
+                    v, d = s(f)
+                    details.extend(d)
+                    if v is stop:
+                        return stop, tuple(details)
+                    if v is not (not stop):
+                        raise _bool_error(v, spans[i], what)
+                return (not stop), tuple(details)
+
+            return boolop
+        if isinstance(e, ast.Binary) and e.op != "??":
+            apply = self._binary_op(e)
+            lf, rf = self.expr(e.left), self.expr(e.right)
+            lt, rt = self.text(e.left), self.text(e.right)
+            show_l, show_r = _worth_showing(e.left), _worth_showing(e.right)
+            if show_l and show_r:
+
+                def binary2(f: Frame) -> tuple[Any, Detail]:
+                    a, b = lf(f), rf(f)
+                    return apply(a, b), ((lt, a), (rt, b))
+
+                return binary2
+            if show_l or show_r:
+
+                def binary1(f: Frame) -> tuple[Any, Detail]:
+                    a, b = lf(f), rf(f)
+                    return apply(a, b), (((lt, a),) if show_l else ((rt, b),))
+
+                return binary1
+            return lambda f: (apply(lf(f), rf(f)), ())
+        if isinstance(e, ast.Quantifier) and e.kind in ("all", "none", "any"):
+            return self._explained_quantifier(e)
+        fn = self.expr(e)
+        text = self.text(e)
+        if isinstance(e, ast.Literal):
+            return lambda f: (fn(f), ())
+        return lambda f: (v := fn(f), ((text, v),))
+
+    def _explained_quantifier(self, e: ast.Quantifier) -> ExplainFn:
+        """all/none report the first element that broke them; any the first that made it."""
+        fn = self._quantifier(e)
+        coll = self._collection(e.collection)
+        slot = self._slot(e)
+        where = self.expr(e.where) if e.where is not None else None
+        body = self.expr(e.body) if e.body is not None else None
+        text = self.text(e)
+        var = e.var
+        kind = e.kind
+
+        def quant(f: Frame) -> tuple[Any, Detail]:
+            result = fn(f)
+            decisive = (kind == "any") == result  # any→true, all→false, none→false
+            if not decisive:
+                return result, ((text, result),)
+            for x in coll(f):
+                f.vars[slot] = x
+                if where is not None and where(f) is not True:
+                    continue
+                b = True if body is None else body(f)
+                if (kind == "all" and b is False) or (kind != "all" and b is True):
+                    return result, ((text, result), (var, x))
+            return result, ((text, result),)
+
+        return quant
+
+
+def _worth_showing(e: ast.Expr) -> bool:
+    """Constants add nothing to an explanation; the values read from data do."""
+    return not isinstance(e, ast.Literal | ast.ConstRef | ast.SetLit | ast.ListLit)
+
+
+def _distinct(xs: Any) -> list[Any]:
+    return list(dict.fromkeys(iterate(xs)))
+
+
+def _minmax(fn: Callable[..., Any]) -> Callable[[Any], Any]:
+    def impl(xs: Any) -> Any:
+        items = list(iterate(xs))
+        if not items:
+            raise ValueError("empty collection")
+        return fn(items)
+
+    return impl
+
+
+def _sum(xs: Any) -> Any:
+    items = list(iterate(xs))
+    if items and all(hasattr(x, "total_seconds") for x in items):
+        total = items[0]
+        for x in items[1:]:
+            total += x
+        return total
+    if any(isinstance(x, bool) for x in items):
+        raise ValueError("cannot add booleans")
+    return sum(items)
+
+
+def _contains(hay: Any, needle: Any) -> bool:
+    if isinstance(hay, str):
+        if not isinstance(needle, str):
+            raise ValueError("can only look for text inside text")
+        return needle in hay
+    return needle in hay
+
+
+def _len(x: Any) -> int:
+    if isinstance(x, str | list | tuple | dict | frozenset | set):
+        return len(x)
+    raise ValueError(f"`{format_value(x)}` has no length")
+
+
+def _str_fn(fn: Callable[[str], Any]) -> Callable[..., Any]:
+    def impl(*args: Any) -> Any:
+        if not all(isinstance(a, str) for a in args):
+            raise ValueError("expected text")
+        return fn(*args)
+
+    return impl
+
+
+def _abs(x: Any) -> Any:
+    if isinstance(x, bool):
+        raise ValueError("expected a number")
+    return abs(x)
+
+
+_FUNCS: dict[str, Callable[..., Any]] = {
+    "len": _len,
+    "starts_with": _str_fn(lambda s, p: s.startswith(p)),
+    "ends_with": _str_fn(lambda s, p: s.endswith(p)),
+    "contains": _contains,
+    "lower": _str_fn(str.lower),
+    "upper": _str_fn(str.upper),
+    "trim": _str_fn(str.strip),
+    "distinct": _distinct,
+    "sum": _sum,
+    "min": _minmax(lambda xs: min(xs, key=sort_key)),
+    "max": _minmax(lambda xs: max(xs, key=sort_key)),
+    "keys": lambda m: sorted(m),
+    "values": lambda m: [m[k] for k in sorted(m)],
+    "abs": _abs,
+}
+
+
+def _op(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    return fn
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": _op(lambda a, b: a < b),
+    "<=": _op(lambda a, b: a <= b),
+    ">": _op(lambda a, b: a > b),
+    ">=": _op(lambda a, b: a >= b),
+    "+": _op(lambda a, b: a + b),
+    "-": _op(lambda a, b: a - b),
+    "*": _op(lambda a, b: a * b),
+    "/": _op(lambda a, b: a / b),
+    "%": _op(lambda a, b: a % b),
+}
