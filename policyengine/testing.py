@@ -141,28 +141,29 @@ def _run_one(bundle: Bundle, t: ResolvedTest, coverage: Coverage) -> TestResult:
     last: Decision | None = None
     events = 0
     refs = iter(t.rule_refs)
-    base = dict(name=decl.name, package=t.package, file=t.module.path, line=decl.span.line)
+
+    def result(error: str | None = None) -> TestResult:
+        return TestResult(
+            decl.name, t.package, t.module.path, decl.span.line, tuple(failures), events, error
+        )
+
     for step in decl.steps:
         if isinstance(step, ast.GivenEntity):
             try:
-                state.put(step.kind.value, step.id, entity_from_attributes(
-                    step.kind.value, step.id, step.attributes
-                ))
-            except EventError as err:
-                return TestResult(
-                    **base, failures=(), events=events,
-                    error=f"{step.span}: invalid `given {step.kind.value}`: {err}",
+                state.put(
+                    step.kind.value,
+                    step.id,
+                    entity_from_attributes(step.kind.value, step.id, step.attributes),
                 )
+            except EventError as err:
+                return result(f"{step.span}: invalid `given {step.kind.value}`: {err}")
         elif isinstance(step, ast.TestEvent):
             events += 1
             raw = _event_json(t, step, events, decl.at)
             try:
                 ev = parse_event(raw)
             except EventError as err:
-                return TestResult(
-                    **base, failures=(), events=events,
-                    error=f"{step.span}: invalid event `{step.type.value}`: {err}",
-                )
+                return result(f"{step.span}: invalid event `{step.type.value}`: {err}")
             apply_event(state, ev)
             last = bundle.evaluate(ev, state, decl.at)
             coverage.record(last)
@@ -170,9 +171,10 @@ def _run_one(bundle: Bundle, t: ResolvedTest, coverage: Coverage) -> TestResult:
             if last is None:
                 failures.append(Failure("`expect` comes before any `event`", step.span))
             elif last.outcome.value != step.outcome:
-                why = "; ".join(
-                    f"{r.rule} {r.status}: {r.message}" for r in last.failures
-                ) or "no rule failed"
+                why = (
+                    "; ".join(f"{r.rule} {r.status}: {r.message}" for r in last.failures)
+                    or "no rule failed"
+                )
                 failures.append(
                     Failure(
                         f"expected `{step.outcome}` but got `{last.outcome.value}` ({why})",
@@ -187,7 +189,7 @@ def _run_one(bundle: Bundle, t: ResolvedTest, coverage: Coverage) -> TestResult:
             if rule is None:
                 continue
             failures.extend(_check_rule(last, rule, step))
-    return TestResult(**base, failures=tuple(failures), events=events)
+    return result()
 
 
 def _check_rule(decision: Decision, rule: str, step: ast.ExpectRule) -> Iterable[Failure]:

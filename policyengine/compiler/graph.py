@@ -51,8 +51,8 @@ def cycle_diagnostics(
                 code,
                 f"{what} dependency cycle: {shown}",
                 spans[head],
-                f"a {what} cannot depend on its own outcome; break the cycle by removing one "
-                "of these references",
+                f"a {what} cannot depend on its own {'value' if what == 'constant' else 'outcome'}"
+                "; break the cycle by removing one of these references",
                 notes=tuple(("part of the cycle", spans[m]) for m in members[1:]),
             )
         )

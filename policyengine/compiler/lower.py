@@ -7,6 +7,7 @@ equality only where a value is untyped). No user text ever reaches eval/exec.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from policyengine.runtime.frame import Frame
 from policyengine.runtime.values import format_value, iterate, sort_key
 
 Fn = Callable[[Frame], Any]
+_NOT_CONST: Any = object()
 Detail = tuple[tuple[str, Any], ...]
 ExplainFn = Callable[[Frame], tuple[Any, Detail]]
 
@@ -38,6 +40,12 @@ def strict_eq(a: Any, b: Any) -> bool:
 
 def _undefined_path(text: str, span: ast.Span) -> EvalError:
     return EvalError(f"`{text}` is missing", span, undefined=True)
+
+
+def _unknown_entity(kind: str, ref: Any, obj_text: str, text: str, span: ast.Span) -> EvalError:
+    if ref is None:
+        return EvalError(f"`{obj_text}` is null, so `{text}` is missing", span, undefined=True)
+    return EvalError(f"{kind} `{ref}` is not known, so `{text}` is missing", span, undefined=True)
 
 
 def _parse_time(text: Any, span: ast.Span) -> datetime:
@@ -78,7 +86,7 @@ class Lowerer:
         return self.types.get(id(e), T.ANY)
 
     # ------------------------------------------------------------ values
-    def expr(self, e: ast.Expr) -> Fn:  # noqa: PLR0911, PLR0912
+    def expr(self, e: ast.Expr) -> Fn:
         if isinstance(e, ast.Literal):
             v = e.value
             return lambda f: v
@@ -108,6 +116,9 @@ class Lowerer:
             items = [self.expr(i) for i in e.items]
             return lambda f: [i(f) for i in items]
         if isinstance(e, ast.SetLit):
+            folded = self._constant(e)
+            if folded is not _NOT_CONST:
+                return lambda f: folded
             return self._set(e)
         if isinstance(e, ast.Quantifier):
             return self._quantifier(e)
@@ -136,7 +147,7 @@ class Lowerer:
         return make
 
     # ------------------------------------------------------------ paths
-    def _attr(self, e: ast.Attr) -> Fn:  # noqa: PLR0911
+    def _attr(self, e: ast.Attr) -> Fn:
         name = e.name
         span = e.span
         text = self.text(e)
@@ -175,21 +186,32 @@ class Lowerer:
                     raise _undefined_path(kind_text, span) from None
 
             return subject_attr
+        if isinstance(obj, ast.Var) and not isinstance(obj_t, T.Entity):
+            return self._var_field(obj, name, text, span)
         inner = self.expr(obj)
         if isinstance(obj_t, T.Entity):
             kind = obj_t.kind
+            obj_text = self.text(obj)
+            if isinstance(obj, ast.Var):
+                slot = obj.slot
+
+                def var_entity_attr(f: Frame) -> Any:
+                    ref = f.vars[slot]
+                    ent = f.state.get(kind, ref) if ref is not None else None
+                    if ent is None:
+                        raise _unknown_entity(kind, ref, obj_text, text, span)
+                    try:
+                        return ent[name]
+                    except KeyError:
+                        raise _undefined_path(text, span) from None
+
+                return var_entity_attr
 
             def entity_attr(f: Frame) -> Any:
                 ref = inner(f)
-                if ref is None:
-                    raise EvalError(
-                        f"`{self.text(obj)}` is null, so `{text}` is missing", span, undefined=True
-                    )
-                ent = f.state.get(kind, ref)
+                ent = f.state.get(kind, ref) if ref is not None else None
                 if ent is None:
-                    raise EvalError(
-                        f"{kind} `{ref}` is not known, so `{text}` is missing", span, undefined=True
-                    )
+                    raise _unknown_entity(kind, ref, obj_text, text, span)
                 try:
                     return ent[name]
                 except KeyError:
@@ -214,6 +236,28 @@ class Lowerer:
                 ) from None
 
         return field
+
+    def _var_field(self, var: ast.Var, name: str, text: str, span: ast.Span) -> Fn:
+        """`x.name` for a quantifier variable: the commonest path, in one closure."""
+        slot = var.slot
+        var_text = var.id
+
+        def var_field(f: Frame) -> Any:
+            v = f.vars[slot]
+            try:
+                return v[name]
+            except (KeyError, TypeError, IndexError):
+                if v is None:
+                    raise EvalError(
+                        f"`{var_text}` is null, so `{text}` is missing", span, undefined=True
+                    ) from None
+                if isinstance(v, dict):
+                    raise _undefined_path(text, span) from None
+                raise EvalError(
+                    f"`{var_text}` is `{format_value(v)}`, which has no attribute `{name}`", span
+                ) from None
+
+        return var_field
 
     def _index(self, e: ast.Index) -> Fn:
         obj, key = self.expr(e.obj), self.expr(e.key)
@@ -287,23 +331,23 @@ class Lowerer:
                 return and2
 
             def and_(f: Frame) -> bool:
-                for i, o in enumerate(ops):
+                for o in ops:
                     v = o(f)
                     if v is False:
                         return False
                     if v is not True:
-                        raise _bool_error(v, spans[i], what)
+                        raise _bool_error(v, spans[ops.index(o)], what)
                 return True
 
             return and_
 
         def or_(f: Frame) -> bool:
-            for i, o in enumerate(ops):
+            for o in ops:
                 v = o(f)
                 if v is True:
                     return True
                 if v is not False:
-                    raise _bool_error(v, spans[i], what)
+                    raise _bool_error(v, spans[ops.index(o)], what)
             return False
 
         return or_
@@ -324,11 +368,63 @@ class Lowerer:
             return coalesce
         if e.op in ("==", "!=") and not self._untyped(e):
             # The hot path: typed equality needs no checks at all.
+            const = self._constant(e.right)
+            if const is not _NOT_CONST:
+                c = const
+                if e.op == "==":
+                    return lambda f: left(f) == c
+                return lambda f: left(f) != c
             if e.op == "==":
                 return lambda f: left(f) == right(f)
             return lambda f: left(f) != right(f)
+        if e.op in ("in", "not in") and not self._untyped(e):
+            hay = self._constant(e.right)
+            if isinstance(hay, frozenset | list | tuple | dict) and all(
+                not isinstance(x, bool) for x in hay
+            ):
+                members = hay
+                negate = e.op == "not in"
+                ltext = self.text(e.left)
+                span = e.span
+
+                def member_const(f: Frame) -> bool:
+                    try:
+                        return (left(f) in members) is not negate
+                    except TypeError:
+                        raise EvalError(f"cannot look for `{ltext}` in a set", span) from None
+
+                return member_const
         apply = self._binary_op(e)
+        if e.op == "in" and not self._untyped(e):
+
+            def member_typed(f: Frame) -> Any:
+                a, b = left(f), right(f)
+                try:
+                    return a in b
+                except TypeError:
+                    return apply(a, b)  # words the error
+
+            return member_typed
         return lambda f: apply(left(f), right(f))
+
+    def _constant(self, e: ast.Expr) -> Any:
+        """The value of a literal, constant reference or set/list of those, else
+        `_NOT_CONST` — folded once here instead of rebuilt per event."""
+        if isinstance(e, ast.Literal):
+            return e.value
+        if isinstance(e, ast.ConstRef):
+            return self.consts[e.qualified]
+        if isinstance(e, ast.SetLit | ast.ListLit):
+            items = [self._constant(i) for i in e.items]
+            if any(i is _NOT_CONST for i in items):
+                return _NOT_CONST
+            if isinstance(e, ast.ListLit):
+                return items
+            try:
+                return frozenset(items)
+            except TypeError:
+                return _NOT_CONST
+        return _NOT_CONST
 
     def _untyped(self, e: ast.Binary) -> bool:
         return T.is_any(self.type_of(e.left)) or T.is_any(self.type_of(e.right))
@@ -382,31 +478,14 @@ class Lowerer:
         return binop
 
     # ------------------------------------------------------------ quantifiers
-    def _quantifier(self, e: ast.Quantifier) -> Fn:  # noqa: PLR0911
-        coll = self._collection(e.collection)
+    def _quantifier(self, e: ast.Quantifier) -> Fn:
+        """Loops are written out per shape (filter or not, body or not): the inner
+        loop is the hot path, so each check is inlined rather than called."""
+        src, slow = self._collection_parts(e.collection)
         slot = self._slot(e)
-        where = self.expr(e.where) if e.where is not None else None
-        body = self.expr(e.body) if e.body is not None else None
-        wspan = e.where.span if e.where is not None else e.span
-        bspan = e.body.span if e.body is not None else e.span
         kind = e.kind
-
-        def keep(f: Frame) -> bool:
-            if where is None:
-                return True
-            v = where(f)
-            if v is True or v is False:
-                return v
-            raise _bool_error(v, wspan, "a `where` filter")
-
-        def holds(f: Frame) -> bool:
-            if body is None:
-                return True
-            v = body(f)
-            if v is True or v is False:
-                return v
-            raise _bool_error(v, bspan, f"the condition of `{kind}`")
-
+        where = self.expr(e.where) if e.where is not None else _always
+        wspan = e.where.span if e.where is not None else e.span
         if kind == "count":
             if e.distinct_key is not None:
                 key = self.expr(e.distinct_key)
@@ -415,14 +494,19 @@ class Lowerer:
                 def count_distinct(f: Frame) -> int:
                     seen: set[Any] = set()
                     fv = f.vars
-                    for x in coll(f):
+                    v = src(f)
+                    for x in v if type(v) is list else slow(v):
                         fv[slot] = x
-                        if keep(f):
+                        v = where(f)
+                        if v is True:
                             try:
                                 seen.add(key(f))
                             except TypeError:
-                                raise EvalError("cannot count distinct values of this kind",
-                                                kspan) from None
+                                raise EvalError(
+                                    "cannot count distinct values of this kind", kspan
+                                ) from None
+                        elif v is not False:
+                            raise _bool_error(v, wspan, "a `where` filter")
                     return len(seen)
 
                 return count_distinct
@@ -430,65 +514,72 @@ class Lowerer:
             def count(f: Frame) -> int:
                 n = 0
                 fv = f.vars
-                for x in coll(f):
+                c = src(f)
+                for x in c if type(c) is list else slow(c):
                     fv[slot] = x
-                    if keep(f):
+                    v = where(f)
+                    if v is True:
                         n += 1
+                    elif v is not False:
+                        raise _bool_error(v, wspan, "a `where` filter")
                 return n
 
             return count
-        if kind == "all":
+        body = self.expr(e.body) if e.body is not None else _always
+        bspan = e.body.span if e.body is not None else e.span
+        what = f"the condition of `{kind}`"
+        # all: stop at the first kept element whose body is false → False.
+        # any: stop at the first kept element whose body is true → True. none = not any.
+        stop_on = kind != "all"
+        result_on_stop = kind == "any"
 
-            def all_(f: Frame) -> bool:
-                fv = f.vars
-                for x in coll(f):
-                    fv[slot] = x
-                    if keep(f) and not holds(f):
-                        return False
-                return True
-
-            return all_
-        if kind == "any":
-
-            def any_(f: Frame) -> bool:
-                fv = f.vars
-                for x in coll(f):
-                    fv[slot] = x
-                    if keep(f) and holds(f):
-                        return True
-                return False
-
-            return any_
-
-        def none_(f: Frame) -> bool:
+        def quantify(f: Frame) -> bool:
             fv = f.vars
-            for x in coll(f):
+            c = src(f)
+            for x in c if type(c) is list else slow(c):
                 fv[slot] = x
-                if keep(f) and holds(f):
-                    return False
-            return True
+                v = where(f)
+                if v is False:
+                    continue
+                if v is not True:
+                    raise _bool_error(v, wspan, "a `where` filter")
+                b = body(f)
+                if b is stop_on:
+                    return result_on_stop
+                if b is not (not stop_on):
+                    raise _bool_error(b, bspan, what)
+            return not result_on_stop
 
-        return none_
+        return quantify
 
     def _slot(self, e: ast.Quantifier | ast.ListComp) -> int:
         self.max_slot = max(self.max_slot, e.slot)
         return e.slot
 
     def _collection(self, e: ast.Expr) -> Callable[[Frame], Any]:
-        inner = self.expr(e)
-        span, text = e.span, self.text(e)
+        inner, slow = self._collection_parts(e)
 
         def items(f: Frame) -> Any:
             v = inner(f)
-            if type(v) is list:
-                return v
+            return v if type(v) is list else slow(v)
+
+        return items
+
+    def _collection_parts(self, e: ast.Expr) -> tuple[Fn, Callable[[Any], Any]]:
+        """The collection's closure plus the slow path for anything but a list
+        (sets sorted, maps by key, non-collections an error), for inlined loops."""
+        inner = self.expr(e)
+        span, text = e.span, self.text(e)
+
+        def slow(v: Any) -> Any:
             try:
                 return iterate(v)
             except TypeError:
-                raise EvalError(f"`{text}` is `{format_value(v)}`, not a collection", span) \
-                    from None
+                raise EvalError(
+                    f"`{text}` is `{format_value(v)}`, not a collection", span
+                ) from None
 
-        return items
+        return inner, slow
 
     def _listcomp(self, e: ast.ListComp) -> Fn:
         coll = self._collection(e.collection)
@@ -514,7 +605,7 @@ class Lowerer:
         return comp
 
     # ------------------------------------------------------------ calls
-    def _call(self, e: ast.Call) -> Fn:  # noqa: PLR0911, PLR0912
+    def _call(self, e: ast.Call) -> Fn:
         name, span = e.func, e.span
         if name in ("passed", "failed", "outcome"):
             arg = e.args[0]
@@ -538,8 +629,10 @@ class Lowerer:
             return has
         if name == "matches":
             pattern = e.args[1]
-            text = pattern.value if isinstance(pattern, ast.Literal) else (
-                self.consts[pattern.qualified] if isinstance(pattern, ast.ConstRef) else ""
+            text = (
+                pattern.value
+                if isinstance(pattern, ast.Literal)
+                else (self.consts[pattern.qualified] if isinstance(pattern, ast.ConstRef) else "")
             )
             regex = self.regexes[text]
             subject = self.expr(e.args[0])
@@ -604,6 +697,26 @@ class Lowerer:
                     return apply(a, b), ((lt, a), (rt, b))
 
                 return binary2
+            fast = _OPS.get(e.op) if not self._untyped(e) else None
+            if (
+                show_l
+                and not show_r
+                and fast is not None
+                and ((c := self._constant(e.right)) is not _NOT_CONST)
+            ):
+                # `expr OP constant`, typed: the raw operator, falling back to the careful
+                # version only to word the error when it raises.
+                const = c
+
+                def binary_const(f: Frame) -> tuple[Any, Detail]:
+                    a = lf(f)
+                    try:
+                        r = fast(a, const)
+                    except (TypeError, ZeroDivisionError, OverflowError):
+                        r = apply(a, const)
+                    return r, ((lt, a),)
+
+                return binary_const
             if show_l or show_r:
 
                 def binary1(f: Frame) -> tuple[Any, Detail]:
@@ -646,6 +759,10 @@ class Lowerer:
             return result, ((text, result),)
 
         return quant
+
+
+def _always(f: Frame) -> bool:
+    return True
 
 
 def _worth_showing(e: ast.Expr) -> bool:
@@ -693,7 +810,7 @@ def _len(x: Any) -> int:
     raise ValueError(f"`{format_value(x)}` has no length")
 
 
-def _str_fn(fn: Callable[[str], Any]) -> Callable[..., Any]:
+def _str_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
     def impl(*args: Any) -> Any:
         if not all(isinstance(a, str) for a in args):
             raise ValueError("expected text")
@@ -710,8 +827,8 @@ def _abs(x: Any) -> Any:
 
 _FUNCS: dict[str, Callable[..., Any]] = {
     "len": _len,
-    "starts_with": _str_fn(lambda s, p: s.startswith(p)),
-    "ends_with": _str_fn(lambda s, p: s.endswith(p)),
+    "starts_with": _str_fn(str.startswith),
+    "ends_with": _str_fn(str.endswith),
     "contains": _contains,
     "lower": _str_fn(str.lower),
     "upper": _str_fn(str.upper),
@@ -726,18 +843,14 @@ _FUNCS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _op(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    return fn
-
-
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "<": _op(lambda a, b: a < b),
-    "<=": _op(lambda a, b: a <= b),
-    ">": _op(lambda a, b: a > b),
-    ">=": _op(lambda a, b: a >= b),
-    "+": _op(lambda a, b: a + b),
-    "-": _op(lambda a, b: a - b),
-    "*": _op(lambda a, b: a * b),
-    "/": _op(lambda a, b: a / b),
-    "%": _op(lambda a, b: a % b),
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "%": operator.mod,
 }

@@ -16,6 +16,11 @@ from policyengine.language.diagnostics import Code, Diagnostic, did_you_mean
 
 ROOTS = ("event", "subject", "now")
 RULE_FUNCTIONS = ("passed", "failed", "outcome")
+# Keywords the lexer accepts as a declared name but that an expression reads as
+# syntax, so a constant with such a name could never be referred to.
+RESERVED = frozenset(
+    {"true", "false", "null", "and", "or", "not", "in", "all", "any", "none", "count"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,8 @@ class _Scope:
         self.package = module.package.value
         self.diags = diags
         self.aliases: dict[str, str] = {}
+        # Aliases of imports that failed: already reported, so their uses stay quiet.
+        self.broken: set[str] = set()
         self.rule_deps: set[str] = set()
         self.const_deps: set[str] = set()
 
@@ -95,7 +102,7 @@ class _Scope:
         if isinstance(e, ast.Attr) and isinstance(e.obj, ast.Name) and e.obj.id in self.aliases:
             pkg = self.aliases[e.obj.id]
             q = f"{pkg}.{e.name}"
-            if q in self.program.rules:
+            if q in self.program.rules or e.obj.id in self.broken:
                 self.rule_deps.add(q)
                 return ast.RuleRef(qualified=q, span=e.span)
             names = [r[len(pkg) + 1 :] for r in self.program.rules if r.startswith(pkg + ".")]
@@ -115,7 +122,7 @@ class _Scope:
         return e
 
     # -- expressions ----------------------------------------------------
-    def expr(self, e: ast.Expr, bound: tuple[str, ...]) -> ast.Expr:  # noqa: PLR0911
+    def expr(self, e: ast.Expr, bound: tuple[str, ...]) -> ast.Expr:
         r = self.expr
         if isinstance(e, ast.Name):
             if e.id in bound:
@@ -156,6 +163,8 @@ class _Scope:
                 if q in self.program.consts:
                     self.const_deps.add(q)
                     return ast.ConstRef(qualified=q, span=e.span)
+                if e.obj.id in self.broken:
+                    return e
                 names = [c[len(pkg) + 1 :] for c in self.program.consts if c.startswith(pkg + ".")]
                 self.error(
                     Code.UNDEFINED_NAME,
@@ -224,6 +233,17 @@ def resolve(modules: Sequence[ast.Module], diags: list[Diagnostic]) -> Program:
         pkg = m.package.value
         for c in m.consts:
             q = f"{pkg}.{c.name.value}"
+            if c.name.value in ROOTS or c.name.value in RESERVED:
+                what = "the built-in" if c.name.value in ROOTS else "the keyword"
+                diags.append(
+                    Diagnostic(
+                        Code.SHADOWED_NAME,
+                        f"constant `{c.name.value}` would hide {what} `{c.name.value}`",
+                        c.name.span,
+                        "pick another name; constants are conventionally UPPER_CASE",
+                    )
+                )
+                continue
             if q in first_const:
                 diags.append(
                     Diagnostic(
@@ -266,6 +286,8 @@ def resolve(modules: Sequence[ast.Module], diags: list[Diagnostic]) -> Program:
                         or "is the file that declares it part of the bundle?",
                     )
                 )
+                scope.aliases[imp.local_name] = imp.package.value
+                scope.broken.add(imp.local_name)
                 continue
             scope.aliases[imp.local_name] = imp.package.value
 
@@ -291,9 +313,7 @@ def resolve(modules: Sequence[ast.Module], diags: list[Diagnostic]) -> Program:
                 ),
                 message=scope.template(rule.message) if rule.message is not None else None,
             )
-            program.rules[q] = ResolvedRule(
-                q, m.package.value, new, m, frozenset(scope.rule_deps)
-            )
+            program.rules[q] = ResolvedRule(q, m.package.value, new, m, frozenset(scope.rule_deps))
 
         for t in m.tests:
             refs: list[str | None] = []

@@ -40,7 +40,7 @@ class TypeEnv:
         return rec.fields if rec is not None else {}
 
 
-def annotation_type(ann: Any, metadata: tuple[Any, ...] = ()) -> T.Type:  # noqa: PLR0911
+def annotation_type(ann: Any, metadata: tuple[Any, ...] = ()) -> T.Type:
     """Map a pydantic field annotation to a policy type."""
     for m in metadata:
         if isinstance(m, Ref):
@@ -87,9 +87,7 @@ def model_record(model: type[BaseModel], name: str | None = None) -> T.Record:
 
 ACTOR = T.Record(
     "actor",
-    MappingProxyType(
-        {"id": T.STRING, "name": T.Optional(T.STRING), "roles": T.ListOf(T.STRING)}
-    ),
+    MappingProxyType({"id": T.STRING, "name": T.Optional(T.STRING), "roles": T.ListOf(T.STRING)}),
 )
 
 

@@ -94,23 +94,23 @@ def expect_bool(e: ast.Expr, ctx: Context, what: str) -> None:
             Code.TYPE_MISMATCH,
             f"{what} must be a boolean, found `{t}`",
             e.span,
-            "compare the value, e.g. `x == \"value\"`, or test presence with `has(x)`",
+            'compare the value, e.g. `x == "value"`, or test presence with `has(x)`',
         )
 
 
-def _check(e: ast.Expr, ctx: Context) -> T.Type:  # noqa: PLR0911, PLR0912
+def _check(e: ast.Expr, ctx: Context) -> T.Type:
     if isinstance(e, ast.Literal):
         return literal_type(e.value)
     if isinstance(e, ast.Root):
-        if e.id == "now":
-            return T.TIMESTAMP
-        if ctx.event is None:
+        if ctx.event is None:  # `now` too: a constant would freeze it at compile time
             return ctx.error(
                 Code.NOT_CONSTANT,
                 f"`{e.id}` cannot be used in a constant",
                 e.span,
                 "constants are fixed when the bundle compiles; move this into a rule",
             )
+        if e.id == "now":
+            return T.TIMESTAMP
         if e.id == "event":
             return ctx.event.record
         return T.Entity(ctx.event.subject_kind)
@@ -220,8 +220,9 @@ def _attr(e: ast.Attr, ctx: Context) -> T.Type:
         span.end_line,
         span.end_column,
     )
-    return ctx.error(Code.UNKNOWN_ATTRIBUTE, f"unknown attribute `{e.name}` for {where}", name_span,
-                     hint)
+    return ctx.error(
+        Code.UNKNOWN_ATTRIBUTE, f"unknown attribute `{e.name}` for {where}", name_span, hint
+    )
 
 
 def _index(e: ast.Index, ctx: Context) -> T.Type:
@@ -253,7 +254,7 @@ def _index(e: ast.Index, ctx: Context) -> T.Type:
 _ORDERED = (T.INT, T.FLOAT, T.STRING, T.TIMESTAMP, T.DURATION)
 
 
-def _binary(e: ast.Binary, ctx: Context) -> T.Type:  # noqa: PLR0911, PLR0912
+def _binary(e: ast.Binary, ctx: Context) -> T.Type:
     lt, rt = check(e.left, ctx), check(e.right, ctx)
     ls, rs = T.strip(lt), T.strip(rt)
     op = e.op
@@ -269,8 +270,10 @@ def _binary(e: ast.Binary, ctx: Context) -> T.Type:  # noqa: PLR0911, PLR0912
             )
         return T.BOOL
     if op in ("<", "<=", ">", ">="):
-        ok = ls == T.ANY or rs == T.ANY or (
-            (ls in T.NUMERIC and rs in T.NUMERIC) or (ls == rs and ls in _ORDERED)
+        ok = (
+            ls == T.ANY
+            or rs == T.ANY
+            or ((ls in T.NUMERIC and rs in T.NUMERIC) or (ls == rs and ls in _ORDERED))
         )
         if not ok:
             return ctx.error(
@@ -283,12 +286,16 @@ def _binary(e: ast.Binary, ctx: Context) -> T.Type:  # noqa: PLR0911, PLR0912
     if op in ("in", "not in"):
         elem = T.element_type(rt)
         if elem is None:
-            hint = "use `contains(text, part)` to search inside a string" if rs == T.STRING else (
-                "the right-hand side of `in` must be a list, set or map"
+            hint = (
+                "use `contains(text, part)` to search inside a string"
+                if rs == T.STRING
+                else ("the right-hand side of `in` must be a list, set or map")
             )
             return ctx.error(
-                Code.TYPE_MISMATCH, f"`{op}` needs a collection on the right, found `{rt}`",
-                e.right.span, hint,
+                Code.TYPE_MISMATCH,
+                f"`{op}` needs a collection on the right, found `{rt}`",
+                e.right.span,
+                hint,
             )
         if not T.compatible(lt, elem):
             return ctx.error(
@@ -457,9 +464,12 @@ def _matches(e: ast.Call, ts: list[T.Type], ctx: Context) -> T.Type:
     try:
         ctx.regexes[value] = re2.compile(value)
     except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):  # google-re2 reports bytes
+            reason = reason.decode("utf-8", "replace")
         ctx.error(
             Code.BAD_REGEX,
-            f"invalid regular expression `{value}`: {exc}",
+            f"invalid regular expression `{value}`: {reason}",
             pat.span,
             "patterns use RE2 syntax (no backreferences or look-around), so matching is linear",
         )
@@ -572,12 +582,12 @@ FUNCTION_DOCS: dict[str, str] = {
     "has": "`has(path)` is true when the attribute exists and is not null",
     "passed": "`passed(rule)` is true when that rule passed for this event",
     "failed": "`failed(rule)` is true when that rule failed (or errored) for this event",
-    "outcome": "`outcome(rule)` is `\"pass\"`, `\"fail\"`, `\"not_applicable\"` or `\"error\"`",
+    "outcome": '`outcome(rule)` is `"pass"`, `"fail"`, `"not_applicable"` or `"error"`',
     "len": "`len(x)` counts characters of a string or items of a collection",
     "starts_with": "`starts_with(text, prefix)`",
     "ends_with": "`ends_with(text, suffix)`",
     "contains": "`contains(text, part)` or `contains(collection, item)`",
-    "matches": "`matches(text, \"pattern\")`, RE2 syntax, searched anywhere in text",
+    "matches": '`matches(text, "pattern")`, RE2 syntax, searched anywhere in text',
     "lower": "`lower(text)`",
     "upper": "`upper(text)`",
     "trim": "`trim(text)` strips surrounding white space",

@@ -121,7 +121,7 @@ def element_type(t: Type) -> Type | None:
 def compatible(a: Type, b: Type) -> bool:
     """Whether values of the two types may be compared for equality / ordering."""
     a, b = strip(a), strip(b)
-    if a == ANY or b == ANY or a == NULL or b == NULL:
+    if a in (ANY, NULL) or b in (ANY, NULL):
         return True
     if a in NUMERIC and b in NUMERIC:
         return True
@@ -149,6 +149,6 @@ def join(a: Type, b: Type) -> Type:
         return FLOAT
     if sa == sb:
         return Optional(sa) if isinstance(a, Optional) or isinstance(b, Optional) else sa
-    if isinstance(sa, Entity) and sb == STRING or isinstance(sb, Entity) and sa == STRING:
+    if (isinstance(sa, Entity) and sb == STRING) or (isinstance(sb, Entity) and sa == STRING):
         return STRING
     return ANY

@@ -9,12 +9,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from policyengine.language.ast import Span
 
 
-class Code(str, Enum):
+class Code(StrEnum):
     """Stable diagnostic codes. Never renumber; add new ones at the end of a group."""
 
     # syntax
@@ -52,7 +52,7 @@ class Code(str, Enum):
     NO_POLICIES = "E0502"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
 

@@ -25,7 +25,7 @@ from lark.tree import Meta
 
 from policyengine.language import ast
 from policyengine.language.ast import DURATION_UNITS, Span
-from policyengine.language.diagnostics import Code, CompileError, Diagnostic
+from policyengine.language.diagnostics import Code, CompileError, Diagnostic, did_you_mean
 
 __all__ = ["grammar_text", "parse_expr", "parse_module"]
 
@@ -369,7 +369,9 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def list_lit(self, meta: Meta, items: list[Any]) -> ast.ListLit:
-        return ast.ListLit(items=tuple(i for i in items if i is not None), span=self.meta_span(meta))
+        return ast.ListLit(
+            items=tuple(i for i in items if i is not None), span=self.meta_span(meta)
+        )
 
     @v_args(meta=True)
     def set_lit(self, meta: Meta, items: list[Any]) -> ast.SetLit:
@@ -496,11 +498,15 @@ def parse_template(tok: Token, file: str, span: Span) -> ast.Template:
                 span.line,
                 hole_col - 1 + len(token),
             )
+            what = {
+                "{": "unclosed `{` in message",
+                "}": "unmatched `}` in message",
+            }.get(token, f"empty placeholder `{token}` in message")
             raise CompileError(
                 [
                     Diagnostic(
                         Code.BAD_TEMPLATE,
-                        f"malformed placeholder `{token}` in message",
+                        what,
                         bad,
                         hint="write `{expression}` for a value, `{{` or `}}` for a literal brace",
                     )
@@ -522,119 +528,385 @@ def parse_template(tok: Token, file: str, span: Span) -> ast.Template:
 
 # ---------------------------------------------------------------- errors
 
+# How each terminal reads in "expected …" lists.
 _TOKEN_NAMES = {
     "NAME": "a name",
-    "STRING": "a string",
+    "STRING": 'a string like `"text"`',
     "INT": "an integer",
     "FLOAT": "a number",
     "DURATION": "a duration like `48h`",
     "TIMESTAMP": "a timestamp like `2026-01-31T00:00:00Z`",
-    "EVENT_PATTERN": "an event type like `model.deploy_requested` or `model.*`",
+    "EVENT_PATTERN": "an event type like `model.deployed` or `model.*`",
     "CMP_OP": "a comparison",
     "ADD_OP": "`+` or `-`",
     "MUL_OP": "`*`, `/` or `%`",
     "QUANT": "`all`, `any` or `none`",
-    "OUTCOME": "an outcome (`allow`, `deny`, `review_required`, `allow_with_warnings`)",
+    "OUTCOME": "an outcome (`allow`, `allow_with_warnings`, `review_required`, `deny`)",
     "RULE_STATUS": "a rule status (`pass`, `fail`, `not_applicable`, `error`)",
     "SIGNED_NUMBER": "a number",
     "DOC_LINE": "a doc comment",
-    "$END": "end of file",
+    "$END": "the end of the file",
 }
+
+# Terminal groups that are summarised in one phrase instead of listed one by one.
+_OPERAND = frozenset(
+    {
+        "NAME", "STRING", "INT", "FLOAT", "DURATION", "TIMESTAMP", "TRUE", "FALSE", "NULL",
+        "LPAR", "LSQB", "LBRACE", "QUANT", "COUNT", "NOT", "MINUS",
+    }
+)  # fmt: skip
+_OPERATORS = frozenset({"CMP_OP", "ADD_OP", "MUL_OP", "AND", "OR", "IN", "NOT", "DOT", "LSQB"})
+_CLAUSES = {
+    "TITLE": "title",
+    "LAYER": "layer",
+    "SEVERITY": "severity",
+    "ENFORCE": "enforce",
+    "OVERRIDE": "override",
+    "ON": "on",
+    "REFS": "refs",
+    "WHEN": "when",
+    "REQUIRE": "require",
+    "MESSAGE": "message",
+}
+_DECLARATIONS = frozenset({"IMPORT", "CONST", "RULE", "TEST", "DOC_LINE"})
+_TEST_STEPS = {"AT": "at", "GIVEN": "given", "EVENT": "event", "EXPECT": "expect"}
+_OUTCOMES = ("allow", "allow_with_warnings", "review_required", "deny")
+_RULE_STATUSES = ("pass", "fail", "not_applicable", "error")
+# Words the lexer reads as quantifier keywords wherever an expression may start, so
+# they cannot name a constant or a variable that an expression uses.
+_QUANT_KEYWORDS = frozenset({"all", "any", "none", "count"})
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _term_text(term: str, parser: Lark) -> str | None:
+    """The literal text of a keyword or punctuation terminal, or None for patterns."""
+    try:
+        pattern = parser.get_terminal(term).pattern
+    except KeyError:
+        return None
+    return str(pattern.value) if pattern.type == "str" else None
+
+
+def _join_or(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def _expected_text(expected: set[str], parser: Lark) -> str:
-    names: set[str] = set()
-    for term in expected:
-        if term in _TOKEN_NAMES:
-            names.add(_TOKEN_NAMES[term])
-            continue
-        try:
-            pattern = parser.get_terminal(term).pattern
-            value = pattern.value if pattern.type == "str" else None
-        except KeyError:
-            value = None
-        names.add(f"`{value}`" if value else term.lower())
-    ordered = sorted(names, key=lambda n: (not n.startswith("`"), n))
-    if len(ordered) > 8:
-        ordered = [*ordered[:8], "…"]
-    return ", ".join(ordered)
+    """A natural-language rendering of lark's set of acceptable terminals.
+
+    Groups read as one phrase ("an expression", "an operator", "a rule clause"),
+    so the list stays short and says what the user can actually write next.
+    """
+    terms = set(expected)
+    phrases: list[str] = []
+    if "NAME" in terms and len(terms & _OPERAND) >= 3:
+        phrases.append("an expression")
+        terms -= _OPERAND
+    if len(terms & _OPERATORS) >= 3:
+        phrases.append("an operator")
+        terms -= _OPERATORS
+        terms.discard("__ANON_0")  # `??`
+        terms = {t for t in terms if _term_text(t, parser) != "??"}
+    if len(terms & _CLAUSES.keys()) >= 3:
+        phrases.append("a rule clause (`layer`, `on`, `require`, …)")
+        terms -= _CLAUSES.keys()
+    if {"IMPORT", "CONST", "RULE", "TEST"} <= terms:
+        phrases.append("a declaration (`import`, `const`, `rule` or `test`)")
+        terms -= _DECLARATIONS
+    if len(terms & _TEST_STEPS.keys()) >= 3:
+        phrases.append("a test step (`given`, `event`, `expect` or `at`)")
+        terms -= _TEST_STEPS.keys()
+    rest: list[str] = []
+    end = False
+    for term in sorted(terms):
+        if term == "$END":
+            end = True
+        elif term in _TOKEN_NAMES:
+            rest.append(_TOKEN_NAMES[term])
+        else:
+            text = _term_text(term, parser)
+            rest.append(f"`{text}`" if text else term.lower())
+    # Punctuation and keywords first (they are the likely fix), descriptions after.
+    rest.sort(key=lambda n: (not n.startswith("`"), n))
+    items = phrases + rest + (["the end of the file"] if end else [])
+    if len(items) > 6:
+        items = [*items[:6], "…"]
+    return _join_or(items)
 
 
 _EXAMPLES: dict[str, list[str]] = {
-    "use `==` to compare values; `=` only appears in `const NAME = value`": [
-        'package p\nrule r { require event.x = 1 }',
-        'package p\nrule r { when event.x = "a" require true }',
-    ],
-    "a rule needs a name: `rule my_rule { … }`": ['package p\nrule { require true }'],
     "every file starts with `package NAME` (e.g. `package gxp.deployment`)": [
         "rule r { require true }",
-        'const X = 1',
+        "const X = 1",
         "import a",
+        'test "t" { }',
     ],
-    "`&&`, `||` and `!` are written `and`, `or` and `not`": [
-        "package p\nrule r { require true && false }",
-        "package p\nrule r { require true || false }",
+    "a rule needs a name: `rule my_rule { … }`": ["package p\nrule { require true }"],
+    "a constant is declared as `const NAME = value`": [
+        "package p\nconst X 1",
+        "package p\nconst = 1",
+    ],
+    "a message is one string; insert values with `{expression}` holes": [
+        'package p\nrule r { message "a" + "b" }',
+        'package p\nrule r { message "a" "b" }',
+        "package p\nrule r { message subject.name }",
+    ],
+    'the text after `else` is one string: `require x else "why it failed"`': [
+        "package p\nrule r { require true else subject.name }",
+        'package p\nrule r { require true else "a" + "b" }',
+    ],
+    "write the event type without quotes, e.g. `on model.deployed`": [
+        'package p\nrule r { on "model.deployed" }'
+    ],
+    'roles are strings: `override by "qa", "qa_lead"`': [
+        "package p\nrule r { override by qa }",
+        "package p\nrule r { override qa }",
+    ],
+    'references are strings: `refs "21 CFR 11.10(a)"`': ["package p\nrule r { refs CFR }"],
+    'a title is a string: `title "Two-person rule"`': ["package p\nrule r { title Two }"],
+    "write the value without quotes, e.g. `layer audit`": [
+        'package p\nrule r { layer "audit" }',
+        'package p\nrule r { severity "high" }',
+        'package p\nrule r { enforce "soft" }',
+    ],
+    "comparisons do not chain; write `a < b and b < c`": [
+        "package p\nrule r { require 1 < 2 < 3 }",
+        "package p\nrule r { require 1 == 2 == 3 }",
+        "package p\nrule r { require 1 < 2 in [true] }",
+    ],
+    "there is no map literal; a set is written `{a, b}` and the empty list `[]`": [
+        'package p\nrule r { require {"a": 1} }',
+        "package p\nrule r { require {} }",
+        "package p\nrule r { require 1 in {} }",
+    ],
+    "separate items with `,`": [
+        "package p\nrule r { require [1 2] }",
+        "package p\nrule r { require f(1 2) }",
+    ],
+    "a quantifier reads `all(x in items where filter: condition)`": [
+        "package p\nrule r { require all(x: x) }",
+        "package p\nrule r { require all(x, [1]) }",
+        "package p\nrule r { require all([1]) }",
+    ],
+    "`count` takes a filter, not a condition: `count(x in items where condition)`": [
+        "package p\nrule r { require count(x in [1]: true) }",
+        "package p\nrule r { require count(x in [1] where true: true) }",
     ],
 }
 
 
-def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str, parser: Lark) -> Diagnostic:
+def _word_at(text: str, pos: int) -> tuple[int, int] | None:
+    """The identifier containing `pos`, so that `allowed` is reported whole even
+    when the lexer split it into a keyword and a rest."""
+    if not (0 <= pos < len(text)) or not (text[pos].isalnum() or text[pos] == "_"):
+        return None
+    start = pos
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    m = _WORD.match(text, start)
+    return (start, m.end()) if m else None
+
+
+def _previous_word(text: str, pos: int) -> str | None:
+    """The identifier that ends right before `pos` (ignoring white space)."""
+    i = pos
+    while i > 0 and text[i - 1] in " \t\r\n":
+        i -= 1
+    j = i
+    while j > 0 and (text[j - 1].isalnum() or text[j - 1] == "_"):
+        j -= 1
+    return text[j:i] if j < i else None
+
+
+_OPENERS = {"{": "}", "[": "]", "(": ")"}
+
+
+def _unclosed(text: str) -> tuple[str, int] | None:
+    """The innermost bracket left open at the end of `text` (ignoring strings and
+    comments), as (bracket, offset), or None when every bracket is closed."""
+    stack: list[tuple[str, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 1
+        elif c in _OPENERS:
+            stack.append((c, i))
+        elif c in ")]}" and stack and _OPENERS[stack[-1][0]] == c:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
+
+
+def _pos_span(text: str, file: str, start: int, end: int) -> Span:
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    eline = text.count("\n", 0, end) + 1
+    ecol = end - (text.rfind("\n", 0, end) + 1) + 1
+    return Span(file, start, end, line, col, eline, ecol)
+
+
+def _eof_diagnostic(
+    text: str, file: str, expected: set[str], parser: Lark, hint: str | None
+) -> Diagnostic:
+    # Point just after the last thing written: the line past a trailing newline
+    # would render without any source to put a caret under.
+    end = len(text.rstrip())
+    span = _pos_span(text, file, end, end + 1)
+    open_ = _unclosed(text)
+    if open_ is not None:
+        bracket, at = open_
+        closer = _OPENERS[bracket]
+        opened = _pos_span(text, file, at, at + 1)
+        return Diagnostic(
+            Code.UNEXPECTED_EOF,
+            f"unexpected end of file: the `{bracket}` on line {opened.line} is never closed",
+            span,
+            hint or f"add the missing `{closer}`",
+            notes=((f"unclosed `{bracket}`", opened),),
+        )
+    return Diagnostic(
+        Code.UNEXPECTED_EOF,
+        f"unexpected end of file; expected {_expected_text(expected, parser)}",
+        span,
+        hint,
+    )
+
+
+def _token_hint(
+    tok: Token, word: str, expected: set[str], text: str, file: str
+) -> tuple[str, str, Span | None] | None:
+    """A more precise (message, hint, span or None to keep the token's) for some
+    common mistakes, or None."""
+    if tok.type == "EQUAL" and "CMP_OP" in expected:
+        return (
+            "unexpected `=`; expected a comparison",
+            "use `==` to compare values; `=` only appears in `const NAME = value`",
+            None,
+        )
+    is_word = _WORD.fullmatch(word) is not None
+    if is_word and len(expected & _CLAUSES.keys()) >= 3:
+        clauses = list(_CLAUSES.values())
+        return (
+            f"unknown rule clause `{word}`",
+            did_you_mean(word, clauses)
+            or f"a rule's clauses are {_join_or([f'`{c}`' for c in clauses])}",
+            None,
+        )
+    if is_word and len(expected & _TEST_STEPS.keys()) >= 3:
+        return (
+            f"unknown test step `{word}`",
+            did_you_mean(word, _TEST_STEPS.values())
+            or "a test has `at`, `given`, `event` and `expect` steps",
+            None,
+        )
+    if is_word and expected >= {"OUTCOME", "RULE_STATUS"}:
+        return (
+            f"unknown outcome or rule status `{word}`",
+            did_you_mean(word, (*_OUTCOMES, *_RULE_STATUSES))
+            or "write `expect deny` (an outcome) or `expect fail my_rule` (a rule status)",
+            None,
+        )
+    if expected == {"LPAR"}:
+        prev = _previous_word(text, tok.start_pos or 0)
+        if prev in _QUANT_KEYWORDS:
+            end = len(text[: tok.start_pos or 0].rstrip())
+            return (
+                f"`{prev}` is a keyword and cannot be used as a name here",
+                f"rename it; `{prev}(…)` is the built-in quantifier",
+                _pos_span(text, file, end - len(prev), end),
+            )
+    return None
+
+
+_CHAR_HINTS = {
+    "'": 'strings use double quotes: `"text"`',
+    "&": "`&&`, `||` and `!` are written `and`, `or` and `not`",
+    "|": "`&&`, `||` and `!` are written `and`, `or` and `not`",
+    "!": "`&&`, `||` and `!` are written `and`, `or` and `not`; `!=` means not equal",
+    "#": "comments start with `//` (or `/* … */`)",
+    ";": "clauses and statements are not separated by `;`",
+    "\u201c": 'use straight double quotes: `"text"`',
+    "\u201d": 'use straight double quotes: `"text"`',
+    "$": "names are letters, digits and `_`",
+}
+
+
+def _syntax_diagnostic(
+    err: UnexpectedInput, text: str, file: str, parser: Lark, start: str = "start"
+) -> Diagnostic:
+    """Translate a lark error into one diagnostic with a natural expected-list and a hint."""
     hint: str | None = None
     try:
-        label = err.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
+        label = err.match_examples(
+            lambda s: parser.parse(s, start=start), _EXAMPLES, use_accepts=True
+        )
         hint = str(label) if label else None
     except Exception:  # match_examples re-parses; never let a hint crash the report
         hint = None
 
     if isinstance(err, UnexpectedEOF):
-        line = text.count("\n") + 1
-        col = len(text) - (text.rfind("\n") + 1) + 1
-        span = Span(file, len(text), len(text), line, col, line, col)
-        exp = _expected_text(set(err.expected), parser)
-        return Diagnostic(
-            Code.UNEXPECTED_EOF,
-            f"unexpected end of file; expected {exp}",
-            span,
-            hint or "a `{` may be missing its closing `}`",
-        )
+        return _eof_diagnostic(text, file, set(err.expected), parser, hint)
     if isinstance(err, UnexpectedToken):
         tok = err.token
+        expected = set(err.accepts or err.expected)
         if tok.type == "$END":
-            line = text.count("\n") + 1
-            col = len(text) - (text.rfind("\n") + 1) + 1
-            span = Span(file, len(text), len(text), line, col, line, col)
-            exp = _expected_text(set(err.accepts or err.expected), parser)
-            return Diagnostic(
-                Code.UNEXPECTED_EOF,
-                f"unexpected end of file; expected {exp}",
-                span,
-                hint or "a `{` may be missing its closing `}`",
-            )
-        span = Span(
-            file,
-            tok.start_pos or 0,
-            tok.end_pos or 0,
-            tok.line or 1,
-            tok.column or 1,
-            tok.end_line or 1,
-            tok.end_column or 1,
-        )
-        exp = _expected_text(set(err.accepts or err.expected), parser)
+            return _eof_diagnostic(text, file, expected, parser, hint)
+        start_pos = tok.start_pos or 0
+        end_pos = tok.end_pos or start_pos
+        word = str(tok)
+        bounds = _word_at(text, start_pos)
+        if bounds is not None and (bounds[1] > end_pos or bounds[0] < start_pos):
+            start_pos, end_pos = bounds
+            word = text[start_pos:end_pos]
+        span = _pos_span(text, file, start_pos, end_pos)
+        special = _token_hint(tok, word, expected, text, file)
+        if special is not None:
+            message, special_hint, special_span = special
+            return Diagnostic(Code.SYNTAX, message, special_span or span, hint or special_hint)
+        if expected <= {"DOC_LINE", "CONST", "RULE"} and hint is None:
+            hint = "a doc comment (`///`) must come right before a `rule` or `const`"
         if tok.type == "DOC_LINE" and hint is None:
             hint = "doc comments (`///`) go right before a `rule` or `const`; use `//` otherwise"
-        return Diagnostic(Code.SYNTAX, f"unexpected `{tok}`; expected {exp}", span, hint)
-    if isinstance(err, UnexpectedCharacters):
-        line, col = err.line, err.column
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
-        span = Span(file, err.pos_in_stream, err.pos_in_stream + 1, line, col, line, col + 1)
-        exp = _expected_text(set(err.allowed or ()), parser)
-        if ch == '"' and hint is None:
-            hint = "strings cannot span lines; check for a missing closing `\"`"
-        if ch == "'" and hint is None:
-            hint = 'strings use double quotes: `"text"`'
+        if tok.type == "RBRACE" and "$END" in expected and hint is None:
+            hint = "this `}` has no matching `{`"
+        if tok.type in _CLAUSES and hint is None and not expected & _CLAUSES.keys():
+            hint = f"`{word}` is a rule clause; clauses go inside `rule NAME {{ … }}`"
+        shown = word if len(word) <= 40 else word[:37] + "…"
         return Diagnostic(
-            Code.UNEXPECTED_CHAR, f"unexpected character `{ch}`; expected {exp}", span, hint
+            Code.SYNTAX,
+            f"unexpected `{shown}`; expected {_expected_text(expected, parser)}",
+            span,
+            hint,
         )
+    if isinstance(err, UnexpectedCharacters):
+        pos = err.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
+        span = _pos_span(text, file, pos, pos + 1)
+        if ch == '"':
+            return Diagnostic(
+                Code.UNEXPECTED_CHAR,
+                "unterminated string",
+                span,
+                hint or 'strings end on the line they start; add the closing `"`',
+            )
+        hint = hint or _CHAR_HINTS.get(ch)
+        allowed = set(err.allowed or ())
+        message = f"unexpected character `{ch}`"
+        described = _expected_text(allowed, parser) if allowed else ""
+        if described and described.count(",") < 3:
+            message += f"; expected {described}"
+        return Diagnostic(Code.UNEXPECTED_CHAR, message, span, hint)
     span = Span(file, 0, 0, 1, 1, 1, 1)
     return Diagnostic(Code.SYNTAX, f"syntax error: {err}", span)
 
@@ -683,12 +955,17 @@ def parse_expr(
     try:
         tree = parser.parse(text, start="expr")
     except UnexpectedInput as e:
-        diag = _syntax_diagnostic(e, text, file, parser)
+        diag = _syntax_diagnostic(e, text, file, parser, start="expr")
         if line:
             sp = diag.span
+            message = diag.message
+            if diag.code is Code.UNEXPECTED_EOF:  # the hole ended, not the file
+                message = f"placeholder `{{{text}}}` ends too early" + (
+                    message[message.index(";") :] if ";" in message else ""
+                )
             diag = Diagnostic(
-                diag.code,
-                diag.message,
+                Code.BAD_TEMPLATE if diag.code is Code.UNEXPECTED_EOF else diag.code,
+                message,
                 Span(
                     file,
                     pos + sp.start,

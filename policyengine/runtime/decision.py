@@ -8,7 +8,7 @@ is hashed, signed and compared byte for byte.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import rfc8785
@@ -16,7 +16,7 @@ import rfc8785
 from policyengine.runtime.values import format_timestamp, to_jsonable
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     ALLOW = "allow"
     ALLOW_WITH_WARNINGS = "allow_with_warnings"
     REVIEW_REQUIRED = "review_required"
@@ -36,7 +36,7 @@ OUTCOME_RANK = {
 }
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     NOT_APPLICABLE = "not_applicable"
@@ -129,7 +129,12 @@ class RuleResult:
 
 
 class Decision:
+    """One event's decision. `results` are built lazily from the raw tuples the
+    evaluator records, so deciding stays cheap while nothing is lost."""
+
     __slots__ = (
+        "_raw",
+        "_results",
         "bundle_digest",
         "engine_version",
         "evaluated_at",
@@ -137,7 +142,6 @@ class Decision:
         "event_time",
         "event_type",
         "outcome",
-        "results",
         "subject_id",
         "subject_kind",
     )
@@ -150,7 +154,7 @@ class Decision:
         subject_kind: str,
         subject_id: str,
         outcome: Outcome,
-        results: tuple[RuleResult, ...],
+        raw_results: tuple[Any, ...],
         bundle_digest: str,
         engine_version: str,
         evaluated_at: datetime,
@@ -161,10 +165,18 @@ class Decision:
         self.subject_kind = subject_kind
         self.subject_id = subject_id
         self.outcome = outcome
-        self.results = results
+        self._raw = raw_results
+        self._results: tuple[RuleResult, ...] | None = None
         self.bundle_digest = bundle_digest
         self.engine_version = engine_version
         self.evaluated_at = evaluated_at
+
+    @property
+    def results(self) -> tuple[RuleResult, ...]:
+        """Each triggered rule's result, in evaluation (dependency) order."""
+        if self._results is None:
+            self._results = tuple(raw[0].view(raw) for raw in self._raw)
+        return self._results
 
     def result(self, rule: str) -> RuleResult | None:
         """The result for a rule by qualified id, or by bare name when that is unique."""

@@ -4,7 +4,8 @@ per-event `Frame` — so one bundle serves any number of threads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,12 @@ class RequirementProgram:
     span: Span
 
 
+# What `RuleProgram.run` returns: (program, status, requirement outcomes, message,
+# override). Plain tuples on the hot path; `RuleResult` views are built on demand.
+RawRequirement = tuple[str, tuple[tuple[str, Any], ...], str | None]  # status, values, error
+RawResult = tuple["RuleProgram", str, tuple[RawRequirement, ...], str | None, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class RuleProgram:
     """One rule compiled for one concrete event type."""
@@ -46,75 +53,98 @@ class RuleProgram:
     guard_span: Span | None
     requirements: tuple[RequirementProgram, ...]
     message: tuple[str | Fn, ...] | None
+    runs: tuple[ExplainFn, ...] = ()
+    # Whether another rule reads this one's outcome (`passed(...)` etc.).
+    recorded: bool = False
 
-    def not_applicable(self) -> RuleResult:
-        return RuleResult(
-            self.rule, self.layer, self.severity, self.enforcement, "not_applicable", refs=self.refs
-        )
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "runs", tuple(r.run for r in self.requirements))
 
-    def run(self, f: Frame) -> RuleResult:
-        if self.guard is not None:
+    def run(self, f: Frame) -> RawResult:
+        guard = self.guard
+        if guard is not None:
             try:
-                g = self.guard(f)
+                g = guard(f)
             except EvalError as err:
-                return self._error(f"`when` could not be evaluated: {err.message}", ())
+                return (self, "error", (), f"`when` could not be evaluated: {err.message}", None)
             if g is False:
-                return self.not_applicable()
+                return (self, "not_applicable", (), None, None)
             if g is not True:
-                return self._error(f"`when` must be a boolean, got `{format_value(g)}`", ())
-        results: list[RequirementResult] = []
-        failed = errored = False
-        first_error: str | None = None
-        for req in self.requirements:
+                return (
+                    self,
+                    "error",
+                    (),
+                    f"`when` must be a boolean, got `{format_value(g)}`",
+                    None,
+                )
+        runs = self.runs
+        if len(runs) == 1:
+            # The common single-requirement rule, without the list and loop.
             try:
-                v, values = req.run(f)
+                v, values = runs[0](f)
             except EvalError as err:
-                errored = True
-                first_error = first_error or err.message
-                results.append(RequirementResult(req.text, "error", (), err.message, req.message))
+                return self._finish(f, "error", (("error", (), err.message),))
+            if v is True:
+                return (self, "pass", (("pass", values, None),), None, None)
+            if v is False:
+                return self._finish(f, "fail", (("fail", values, None),))
+            bad = f"requirement must be a boolean, got `{format_value(v)}`"
+            return self._finish(f, "error", (("error", values, bad),))
+        out: list[RawRequirement] = []
+        status = "pass"
+        for run in runs:
+            try:
+                v, values = run(f)
+            except EvalError as err:
+                out.append(("error", (), err.message))
+                status = "error"
                 continue
             if v is True:
-                results.append(RequirementResult(req.text, "pass", values))
+                out.append(("pass", values, None))
             elif v is False:
-                failed = True
-                results.append(RequirementResult(req.text, "fail", values, None, req.message))
+                out.append(("fail", values, None))
+                if status == "pass":
+                    status = "fail"
             else:
-                errored = True
-                msg = f"requirement must be a boolean, got `{format_value(v)}`"
-                first_error = first_error or msg
-                results.append(RequirementResult(req.text, "error", values, msg, req.message))
-        reqs = tuple(results)
-        if errored:
-            return self._error(f"could not be evaluated: {first_error}", reqs, f)
-        if not failed:
-            return RuleResult(
-                self.rule, self.layer, self.severity, self.enforcement, "pass", None, reqs,
-                self.refs,
-            )
+                out.append(
+                    ("error", values, f"requirement must be a boolean, got `{format_value(v)}`")
+                )
+                status = "error"
+        reqs = tuple(out)
+        if status == "pass":
+            return (self, "pass", reqs, None, None)
+        return self._finish(f, status, reqs)
+
+    def _finish(self, f: Frame, status: str, reqs: tuple[RawRequirement, ...]) -> RawResult:
+        """Word the message (and look for an override) for a failed or errored rule."""
+        if status == "error":
+            detail = next(e for s, _, e in reqs if s == "error")
+            message = f"could not be evaluated: {detail}"
+            if self.message is not None:
+                message = f"{self._message(f, reqs)} ({message})"
+            return (self, "error", reqs, message, None)
+        override = _override(self, f) if self.enforcement == "soft" else None
+        return (self, "fail", reqs, self._message(f, reqs), override)
+
+    def view(self, raw: RawResult) -> RuleResult:
+        """The public `RuleResult` for one raw result of this program."""
+        _, status, reqs, message, override = raw
         return RuleResult(
             self.rule,
             self.layer,
             self.severity,
             self.enforcement,
-            "fail",
-            self._message(f, reqs),
-            reqs,
+            status,
+            message,
+            tuple(
+                RequirementResult(p.text, st, values, err, p.message)
+                for p, (st, values, err) in zip(self.requirements, reqs, strict=False)
+            ),
             self.refs,
-            self._override(f) if self.enforcement == "soft" else None,
+            override,
         )
 
-    def _error(
-        self, detail: str, reqs: tuple[RequirementResult, ...], f: Frame | None = None
-    ) -> RuleResult:
-        message = detail
-        if f is not None and self.message is not None:
-            message = f"{self._message(f, reqs)} ({detail})"
-        return RuleResult(
-            self.rule, self.layer, self.severity, self.enforcement, "error", message, reqs,
-            self.refs,
-        )
-
-    def _message(self, f: Frame, reqs: tuple[RequirementResult, ...]) -> str:
+    def _message(self, f: Frame, reqs: tuple[RawRequirement, ...]) -> str:
         if self.message is not None:
             out: list[str] = []
             for part in self.message:
@@ -126,47 +156,26 @@ class RuleProgram:
                 except EvalError as err:
                     out.append(f"<{err.message}>")
             return "".join(out)
-        for r in reqs:
-            if r.status != "pass" and r.message:
-                return r.message
-        failing = [r.expr for r in reqs if r.status != "pass"]
+        for p, (st, _, _) in zip(self.requirements, reqs, strict=False):
+            if st != "pass" and p.message:
+                return p.message
+        failing = [
+            p.text for p, (st, _, _) in zip(self.requirements, reqs, strict=False) if st != "pass"
+        ]
         return "requirement not met: " + "; ".join(failing)
 
-    def _override(self, f: Frame) -> dict[str, Any] | None:
-        """A soft rule's failure stands unless the subject carries an override for
-        this rule, from an authorised role, in force at the event's time."""
-        subject = f.subject()
-        if not subject:
-            return None
-        when: datetime = f.event["time"]
-        for o in subject.get("overrides") or ():
-            if (
-                o.get("rule") == self.rule
-                and o.get("role") in self.override_by
-                and o.get("time") is not None
-                and o["time"] <= when
-                and (o.get("expires_at") is None or o["expires_at"] > when)
-            ):
-                return {
-                    "signer": o.get("signer"),
-                    "role": o.get("role"),
-                    "justification": o.get("justification"),
-                    "time": o.get("time"),
-                    "expires_at": o.get("expires_at"),
-                }
-        return None
 
-
-def fold_outcome(results: tuple[RuleResult, ...]) -> Outcome:
+def fold_outcome(results: tuple[RawResult, ...]) -> Outcome:
     """hard failure → deny; soft failure → review required unless overridden;
     advisory failure or an override in use → allow with warnings."""
     outcome = Outcome.ALLOW
-    for r in results:
-        if r.status not in ("fail", "error"):
+    for prog, status, _, _, override in results:
+        if status != "fail" and status != "error":
             continue
-        if r.enforcement == "hard":
+        enforcement = prog.enforcement
+        if enforcement == "hard":
             return Outcome.DENY
-        if r.enforcement == "soft" and r.override is None:
+        if enforcement == "soft" and override is None:
             outcome = Outcome.REVIEW_REQUIRED
         elif outcome is Outcome.ALLOW:
             outcome = Outcome.ALLOW_WITH_WARNINGS
@@ -183,13 +192,13 @@ def evaluate(
     engine_version: str,
 ) -> Decision:
     """Decide one validated event (the plain-dict form from `parse_event`)."""
-    programs = index.get(event["type"], ())
     frame = Frame(event, state, now, nvars)
     rs = frame.results
-    out: list[RuleResult] = []
-    for p in programs:
+    out: list[RawResult] = []
+    for p in index.get(event["type"], ()):
         res = p.run(frame)
-        rs[p.rule] = res.status
+        if p.recorded:
+            rs[p.rule] = res[1]
         out.append(res)
     results = tuple(out)
     subject = event["subject"]
@@ -205,3 +214,97 @@ def evaluate(
         engine_version,
         now,
     )
+
+
+def _override(self: RuleProgram, f: Frame) -> dict[str, Any] | None:
+    """A soft rule's failure stands unless the subject carries an override for this
+    rule, from an authorised role, in force at the event's time."""
+    subject = f.subject()
+    if not subject:
+        return None
+    when: datetime = f.event["time"]
+    for o in subject.get("overrides") or ():
+        if (
+            o.get("rule") == self.rule
+            and o.get("role") in self.override_by
+            and o.get("time") is not None
+            and o["time"] <= when
+            and (o.get("expires_at") is None or o["expires_at"] > when)
+        ):
+            return {
+                "signer": o.get("signer"),
+                "role": o.get("role"),
+                "justification": o.get("justification"),
+                "time": o.get("time"),
+                "expires_at": o.get("expires_at"),
+            }
+    return None
+
+
+def evaluate_batch(
+    events: Iterable[dict[str, Any]],
+    state: StateReader,
+    now: datetime | None,
+    index: Mapping[str, tuple[RuleProgram, ...]],
+    nvars: int,
+    bundle_digest: str,
+    engine_version: str,
+) -> list[Decision]:
+    """`evaluate` for many events against the same state, with the per-call work
+    (look-ups, argument passing) hoisted out of the loop.
+
+    Evaluation creates no reference cycles, yet keeping thousands of decisions
+    alive makes CPython's cyclic collector re-scan them over and over (a 4-5x
+    slowdown measured on 20,000 events). The collector is therefore paused for
+    the batch and restored afterwards; reference counting still frees everything.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return _batch(events, state, now, index, nvars, bundle_digest, engine_version)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _batch(
+    events: Iterable[dict[str, Any]],
+    state: StateReader,
+    now: datetime | None,
+    index: Mapping[str, tuple[RuleProgram, ...]],
+    nvars: int,
+    bundle_digest: str,
+    engine_version: str,
+) -> list[Decision]:
+    decisions: list[Decision] = []
+    append = decisions.append
+    get_rules = index.get
+    empty: tuple[RuleProgram, ...] = ()
+    for event in events:
+        when = now if now is not None else event["time"]
+        frame = Frame(event, state, when, nvars)
+        rs = frame.results
+        out: list[RawResult] = []
+        for p in get_rules(event["type"], empty):
+            res = p.run(frame)
+            if p.recorded:
+                rs[p.rule] = res[1]
+            out.append(res)
+        results = tuple(out)
+        subject = event["subject"]
+        append(
+            Decision(
+                event["id"],
+                event["type"],
+                event["time"],
+                subject["kind"],
+                subject["id"],
+                fold_outcome(results),
+                results,
+                bundle_digest,
+                engine_version,
+                when,
+            )
+        )
+    return decisions

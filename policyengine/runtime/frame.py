@@ -16,8 +16,17 @@ class Frame:
     """Everything one event's evaluation can see. Created per event, never shared,
     so the compiled bundle itself stays free of mutable state."""
 
-    __slots__ = ("attrs", "event", "now", "results", "state", "subject_id", "subject_kind", "vars",
-                 "_subject")
+    __slots__ = (
+        "_subject",
+        "attrs",
+        "event",
+        "now",
+        "results",
+        "state",
+        "subject_id",
+        "subject_kind",
+        "vars",
+    )
 
     def __init__(
         self,
