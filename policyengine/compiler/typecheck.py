@@ -343,6 +343,8 @@ def _mismatch_hint(a: T.Type, b: T.Type) -> str | None:
     pair = {str(a), str(b)}
     if pair == {"timestamp", "string"}:
         return "write timestamps unquoted (`2026-01-31T00:00:00Z`) or convert with `time(text)`"
+    if pair == {"timestamp", "int"}:
+        return "write a timestamp in full, e.g. `2026-03-01T00:00:00Z`; `2026-03-01` is arithmetic"
     if pair == {"duration", "string"}:
         return "write durations unquoted, e.g. `48h` or `30d`"
     if T.BOOL in (a, b):

@@ -145,10 +145,10 @@ def join(a: Type, b: Type) -> Type:
         return Optional(sb) if sb != NULL else NULL
     if sb == NULL:
         return Optional(sa)
+    if sa == sb:  # before the numeric case: `int?` joined with `int` stays an int
+        return Optional(sa) if isinstance(a, Optional) or isinstance(b, Optional) else sa
     if sa in NUMERIC and sb in NUMERIC:
         return FLOAT
-    if sa == sb:
-        return Optional(sa) if isinstance(a, Optional) or isinstance(b, Optional) else sa
     if (isinstance(sa, Entity) and sb == STRING) or (isinstance(sb, Entity) and sa == STRING):
         return STRING
     return ANY

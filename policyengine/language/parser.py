@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -34,6 +35,23 @@ def grammar_text() -> str:
     return resources.files("policyengine.language").joinpath("grammar.lark").read_text("utf-8")
 
 
+class _WholeWords:
+    """Post-lexer that makes NAME lexable in every parser state.
+
+    The contextual lexer only tries the terminals a state accepts, so where NAME is
+    not among them a keyword matched as a prefix: `requirex == 1` lexed as
+    `require x == 1` and `requires` split into `require` + `s`. With NAME always
+    on offer, lark's keyword handling (NAME tokens equal to a keyword are retyped)
+    applies everywhere, so keywords only ever match whole words; a NAME where the
+    grammar wants none is an ordinary syntax error that names the whole word.
+    """
+
+    always_accept = ("NAME",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return stream
+
+
 @cache
 def _parser() -> Lark:
     # LALR with the contextual lexer: linear time, and keywords stay usable as
@@ -42,6 +60,7 @@ def _parser() -> Lark:
         grammar_text(),
         parser="lalr",
         lexer="contextual",
+        postlex=_WholeWords(),
         start=["start", "expr"],
         propagate_positions=True,
         maybe_placeholders=True,
@@ -70,10 +89,22 @@ def parse_timestamp(text: str) -> datetime:
 
 def decode_string(raw: str) -> str:
     """Decode a STRING token (JSON escapes) into its value."""
-    return str(json.loads(raw))
+    try:
+        return str(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        bad = raw[exc.pos] if 0 <= exc.pos < len(raw) else ""
+        if bad and ord(bad) < 0x20:
+            raise ValueError(
+                f"control character U+{ord(bad):04X} inside a string; "
+                f"write it as an escape such as `\\t`"
+            ) from None
+        raise ValueError(f"bad string {raw}: {exc.msg.lower()}") from None
 
 
 # ---------------------------------------------------------------- transformer
+
+
+_DATA_NULL = object()  # `null` in test data, until its list or pair unwraps it
 
 
 class _Builder(Transformer[Token, Any]):
@@ -291,10 +322,11 @@ class _Builder(Transformer[Token, Any]):
     def data_pair(self, items: list[Any]) -> tuple[str, Any]:
         key, value = items
         k = decode_string(str(key)) if key.type == "STRING" else str(key)
-        return (k, value)
+        return (k, None if value is _DATA_NULL else value)
 
     def data_list(self, items: list[Any]) -> list[Any]:
-        return [i for i in items if i is not None] if items != [None] else []
+        # A bare None is lark's placeholder for `[]`; a written `null` is _DATA_NULL.
+        return [None if i is _DATA_NULL else i for i in items if i is not None]
 
     def data_string(self, items: list[Token]) -> str:
         return decode_string(str(items[0]))
@@ -312,8 +344,8 @@ class _Builder(Transformer[Token, Any]):
     def data_false(self, _: list[Any]) -> bool:
         return False
 
-    def data_null(self, _: list[Any]) -> None:
-        return None
+    def data_null(self, _: list[Any]) -> object:
+        return _DATA_NULL
 
     # expressions -------------------------------------------------------
     @v_args(meta=True)
@@ -502,16 +534,12 @@ def parse_template(tok: Token, file: str, span: Span) -> ast.Template:
                 "{": "unclosed `{` in message",
                 "}": "unmatched `}` in message",
             }.get(token, f"empty placeholder `{token}` in message")
-            raise CompileError(
-                [
-                    Diagnostic(
-                        Code.BAD_TEMPLATE,
-                        what,
-                        bad,
-                        hint="write `{expression}` for a value, `{{` or `}}` for a literal brace",
-                    )
-                ]
-            )
+            hint = "write `{expression}` for a value, `{{` or `}}` for a literal brace"
+            close = raw.find("}", m.end())
+            if token == "{" and close > 0 and '"' in raw[m.end() : close]:
+                what = "a placeholder in a message cannot contain a string literal"
+                hint = 'name the string with `const`, e.g. `const OWNER = "owner"`, and use it'
+            raise CompileError([Diagnostic(Code.BAD_TEMPLATE, what, bad, hint=hint)])
         if "".join(text):
             parts.append(decode_string('"' + "".join(text) + '"'))
         text.clear()
@@ -671,11 +699,6 @@ _EXAMPLES: dict[str, list[str]] = {
         'package p\nrule r { severity "high" }',
         'package p\nrule r { enforce "soft" }',
     ],
-    "comparisons do not chain; write `a < b and b < c`": [
-        "package p\nrule r { require 1 < 2 < 3 }",
-        "package p\nrule r { require 1 == 2 == 3 }",
-        "package p\nrule r { require 1 < 2 in [true] }",
-    ],
     "there is no map literal; a set is written `{a, b}` and the empty list `[]`": [
         'package p\nrule r { require {"a": 1} }',
         "package p\nrule r { require {} }",
@@ -695,6 +718,13 @@ _EXAMPLES: dict[str, list[str]] = {
         "package p\nrule r { require count(x in [1] where true: true) }",
     ],
 }
+
+
+# LALR states differ between a rule's first clause and later ones: try both.
+for _label, _texts in _EXAMPLES.items():
+    _texts.extend(
+        t.replace("rule r { ", "rule r { layer a ") for t in list(_texts) if "rule r { " in t
+    )
 
 
 def _word_at(text: str, pos: int) -> tuple[int, int] | None:
@@ -794,6 +824,12 @@ def _token_hint(
             "use `==` to compare values; `=` only appears in `const NAME = value`",
             None,
         )
+    if tok.type in ("CMP_OP", "IN") and "CMP_OP" not in expected and "ADD_OP" in expected:
+        return (
+            f"unexpected `{word}`: comparisons do not chain",
+            "write `a < b and b < c`, or add parentheses to compare a comparison's result",
+            None,
+        )
     is_word = _WORD.fullmatch(word) is not None
     if is_word and len(expected & _CLAUSES.keys()) >= 3:
         clauses = list(_CLAUSES.values())
@@ -801,6 +837,17 @@ def _token_hint(
             f"unknown rule clause `{word}`",
             did_you_mean(word, clauses)
             or f"a rule's clauses are {_join_or([f'`{c}`' for c in clauses])}",
+            None,
+        )
+    if is_word and {"IMPORT", "CONST", "RULE", "TEST"} <= expected:
+        return (
+            f"unexpected `{word}`; expected a declaration (`import`, `const`, `rule` or `test`)",
+            did_you_mean(word, ("import", "const", "rule", "test"))
+            or (
+                f"`{word}` is a rule clause; clauses go inside `rule NAME {{ … }}`"
+                if word in _CLAUSES.values()
+                else "a file holds `import`, `const`, `rule` and `test` declarations"
+            ),
             None,
         )
     if is_word and len(expected & _TEST_STEPS.keys()) >= 3:
@@ -842,10 +889,37 @@ _CHAR_HINTS = {
 }
 
 
+_PARTIAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T[0-9:.]*")
+
+
+def _offsetless_timestamp(text: str, file: str, pos: int) -> Diagnostic | None:
+    """`2026-03-01T00:00:00` lexes as arithmetic followed by junk; say what it is."""
+    for m in _PARTIAL_TIMESTAMP.finditer(text, max(0, pos - 40), pos + 40):
+        if m.start() <= pos <= m.end():
+            ts = m.group(0)
+            if re.fullmatch(r".{10}T\d{2}:\d{2}:\d{2}(\.\d+)?", ts):
+                message = f"timestamp `{ts}` has no UTC offset"
+                hint = f"write `{ts}Z` for UTC, or add an offset such as `+01:00`"
+            else:
+                message = f"incomplete timestamp `{ts}`"
+                hint = f"write date, time and offset in full, e.g. `{ts[:10]}T00:00:00Z`"
+            return Diagnostic(
+                Code.BAD_LITERAL, message, _pos_span(text, file, m.start(), m.end()), hint
+            )
+    return None
+
+
 def _syntax_diagnostic(
     err: UnexpectedInput, text: str, file: str, parser: Lark, start: str = "start"
 ) -> Diagnostic:
     """Translate a lark error into one diagnostic with a natural expected-list and a hint."""
+    if isinstance(err, UnexpectedToken | UnexpectedCharacters) and not isinstance(
+        err, UnexpectedEOF
+    ):
+        pos = err.pos_in_stream if isinstance(err, UnexpectedCharacters) else err.token.start_pos
+        bad_ts = _offsetless_timestamp(text, file, pos or 0)
+        if bad_ts is not None:
+            return bad_ts
     hint: str | None = None
     try:
         label = err.match_examples(
@@ -880,7 +954,7 @@ def _syntax_diagnostic(
             hint = "doc comments (`///`) go right before a `rule` or `const`; use `//` otherwise"
         if tok.type == "RBRACE" and "$END" in expected and hint is None:
             hint = "this `}` has no matching `{`"
-        if tok.type in _CLAUSES and hint is None and not expected & _CLAUSES.keys():
+        if word in _CLAUSES.values() and hint is None and not expected & _CLAUSES.keys():
             hint = f"`{word}` is a rule clause; clauses go inside `rule NAME {{ … }}`"
         shown = word if len(word) <= 40 else word[:37] + "…"
         return Diagnostic(
@@ -900,7 +974,7 @@ def _syntax_diagnostic(
                 span,
                 hint or 'strings end on the line they start; add the closing `"`',
             )
-        hint = hint or _CHAR_HINTS.get(ch)
+        hint = _CHAR_HINTS.get(ch) or hint
         allowed = set(err.allowed or ())
         message = f"unexpected character `{ch}`"
         described = _expected_text(allowed, parser) if allowed else ""

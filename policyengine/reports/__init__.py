@@ -10,6 +10,12 @@ from policyengine.reports._common import OutcomeTally, failure_reason
 from policyengine.reports.decisions import decision_json_line, decisions_junit, decisions_text
 from policyengine.reports.diagnostics import BundleStats, check_json, check_text, diagnostics_text
 from policyengine.reports.explain import explain_json, explain_text, rule_info_dict
+from policyengine.reports.policy_tests import (
+    coverage_text,
+    policy_tests_json,
+    policy_tests_junit,
+    policy_tests_text,
+)
 from policyengine.reports.sarif import (
     CODE_DESCRIPTIONS,
     SARIF_SCHEMA_URI,
@@ -17,7 +23,6 @@ from policyengine.reports.sarif import (
     decisions_sarif,
     diagnostics_sarif,
 )
-from policyengine.reports.testrun import coverage_text, testrun_json, testrun_junit, testrun_text
 
 __all__ = [
     "CODE_DESCRIPTIONS",
@@ -37,8 +42,8 @@ __all__ = [
     "explain_json",
     "explain_text",
     "failure_reason",
+    "policy_tests_json",
+    "policy_tests_junit",
+    "policy_tests_text",
     "rule_info_dict",
-    "testrun_json",
-    "testrun_junit",
-    "testrun_text",
 ]

@@ -34,4 +34,8 @@ def to_text(*renderables: RenderableType, color: bool = False, width: int = DEFA
     )
     for r in renderables:
         console.print(r)
-    return buf.getvalue()
+    text = buf.getvalue()
+    if color:
+        return text
+    # Tables pad every cell; trailing blanks only get in the way in files and diffs.
+    return "".join(line.rstrip() + "\n" for line in text.splitlines())

@@ -45,8 +45,11 @@ def _failing_cell(results: Iterable[RuleResult]) -> Text:
         if r.override is not None:
             tag += ", overridden"
         cell.append(f" ({tag})", style="dim")
-        cell.append(f": {failure_reason(r)}")
+        cell.append(f"\n  {failure_reason(r)}")
     return cell
+
+
+WIDE_LAYOUT = 130
 
 
 def decisions_text(
@@ -56,25 +59,33 @@ def decisions_text(
     width: int = DEFAULT_WIDTH,
     only_failing: bool = False,
 ) -> str:
-    """A table (event, type, subject, outcome, failing rules) and a summary line
-    counting every outcome. `only_failing` drops rows whose outcome is `allow`."""
-    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False, expand=False)
-    table.add_column("event", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("subject", overflow="fold")
+    """A table (event id, type, subject, outcome, failing rules with messages) and a
+    summary line counting every outcome. From `WIDE_LAYOUT` columns up each field has
+    its own column; narrower, id/type/subject stack in one column so the failing rules
+    keep room. `only_failing` drops rows whose outcome is `allow`."""
+    wide = width >= WIDE_LAYOUT
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False, show_lines=not wide)
+    if wide:
+        table.add_column("event", no_wrap=True)
+        table.add_column("type", no_wrap=True)
+        table.add_column("subject", no_wrap=True)
+    else:
+        table.add_column("event / type / subject", overflow="fold", max_width=max(24, width // 3))
     table.add_column("outcome", no_wrap=True)
     table.add_column("failing rules", overflow="fold", ratio=1)
     tally = OutcomeTally()
     for d in tally.watch(decisions):
         if only_failing and d.outcome is Outcome.ALLOW:
             continue
-        table.add_row(
-            d.event_id,
-            d.event_type,
-            subject_label(d),
-            Text(d.outcome.value, style=OUTCOME_STYLE[d.outcome.value]),
-            _failing_cell(d.results),
-        )
+        outcome = Text(d.outcome.value, style=OUTCOME_STYLE[d.outcome.value])
+        if wide:
+            table.add_row(
+                d.event_id, d.event_type, subject_label(d), outcome, _failing_cell(d.results)
+            )
+        else:
+            who = Text(d.event_id)
+            who.append(f"\n{d.event_type}\n{subject_label(d)}", style="dim")
+            table.add_row(who, outcome, _failing_cell(d.results))
     summary = Text(tally.summary(), style="bold")
     if table.row_count:
         return to_text(table, Text(""), summary, color=color, width=width)

@@ -44,6 +44,25 @@ class Engine:
             apply_event(self.state, ev)
             return self.bundle.evaluate(ev, self.state, self.clock(ev))
 
+    def evaluate_batch(
+        self, events: Iterable[Mapping[str, Any]], *, validated: bool = False
+    ) -> list[Decision]:
+        """Decide a batch in order under one lock acquisition. Every event is validated
+        before any is applied, so a malformed event rejects the whole batch (raising its
+        `EventError` with `line` set to its 1-based position) and leaves state untouched."""
+        parsed: list[dict[str, Any]] = []
+        for n, event in enumerate(events, start=1):
+            try:
+                parsed.append(dict(event) if validated else parse_event(event))
+            except EventError as err:
+                raise err.at_line(n) from None
+        out: list[Decision] = []
+        with self._lock:
+            for ev in parsed:
+                apply_event(self.state, ev)
+                out.append(self.bundle.evaluate(ev, self.state, self.clock(ev)))
+        return out
+
     def evaluate_many(
         self, events: Iterable[Mapping[str, Any]], *, validated: bool = False
     ) -> Iterator[Decision | EventError]:

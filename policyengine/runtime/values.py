@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
 def format_duration(d: timedelta) -> str:
-    """`timedelta(hours=49)` → `2d1h`; the language's own duration syntax."""
+    """`timedelta(hours=49)` → `2d1h`: the language's own syntax, days as the largest unit
+    (`90d` reads better than `12w6d` in a message)."""
     micros = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
     sign = "-" if micros < 0 else ""
     micros = abs(micros)

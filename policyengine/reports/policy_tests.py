@@ -8,6 +8,7 @@ from typing import Any
 
 from rich import box
 from rich.console import RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -16,7 +17,13 @@ from policyengine.reports._common import dumps
 from policyengine.reports._console import DEFAULT_WIDTH, to_text
 from policyengine.testing import Coverage, TestReport, TestResult
 
-__all__ = ["coverage_text", "result_dict", "testrun_json", "testrun_junit", "testrun_text"]
+__all__ = [
+    "coverage_text",
+    "policy_tests_json",
+    "policy_tests_junit",
+    "policy_tests_text",
+    "result_dict",
+]
 
 
 def _title(t: TestResult) -> str:
@@ -26,7 +33,7 @@ def _title(t: TestResult) -> str:
 def _failure_lines(t: TestResult) -> list[str]:
     lines = [f"{f.span}: {f.message}" for f in t.failures]
     if t.error is not None:
-        lines.append(f"{t.file}:{t.line}: error: {t.error}")
+        lines.append(f"error: {t.error}")
     return lines
 
 
@@ -80,7 +87,7 @@ def coverage_text(coverage: Coverage, *, color: bool = False, width: int = DEFAU
     return to_text(*_coverage_renderables(coverage), color=color, width=width)
 
 
-def testrun_text(
+def policy_tests_text(
     report: TestReport,
     *,
     coverage: bool = False,
@@ -104,7 +111,7 @@ def testrun_text(
         for t in failed:
             parts.append(Text(""))
             parts.append(Text(f"--- {_title(t)} ({t.file}:{t.line})", style="bold red"))
-            parts.extend(Text("    " + line) for line in _failure_lines(t))
+            parts.extend(Padding(Text(line), (0, 0, 0, 4)) for line in _failure_lines(t))
     if coverage:
         parts.append(Text(""))
         parts.extend(_coverage_renderables(report.coverage))
@@ -134,7 +141,7 @@ def result_dict(t: TestResult) -> dict[str, Any]:
     }
 
 
-def testrun_json(report: TestReport) -> str:
+def policy_tests_json(report: TestReport) -> str:
     """Counts, every test result, and coverage (always included: it is cheap)."""
     ok, bad = report.counts
     return dumps(
@@ -147,7 +154,7 @@ def testrun_json(report: TestReport) -> str:
     )
 
 
-def testrun_junit(
+def policy_tests_junit(
     report: TestReport, *, name: str = "policyengine test", duration: float | None = None
 ) -> str:
     """One testsuite per policy file, one testcase per test (classname = package).

@@ -1,0 +1,156 @@
+"""`policyengine eval`: decide a JSONL event stream against a policy bundle."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import click
+
+from policyengine.cli._common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    EventStream,
+    Sink,
+    load_policies,
+    no_color_option,
+    parse_now,
+    settings,
+)
+from policyengine.compiler.bundle import Bundle
+from policyengine.events import EventError
+from policyengine.reports._common import OutcomeTally, dumps
+from policyengine.reports.decisions import decision_json_line, decisions_junit, decisions_text
+from policyengine.reports.sarif import decisions_sarif
+from policyengine.runtime.clock import Clock
+from policyengine.runtime.decision import Decision, Outcome
+from policyengine.runtime.engine import Engine
+
+FAIL_ON = {
+    "deny": (Outcome.DENY,),
+    "review": (Outcome.DENY, Outcome.REVIEW_REQUIRED),
+    "warn": (Outcome.DENY, Outcome.REVIEW_REQUIRED, Outcome.ALLOW_WITH_WARNINGS),
+}
+
+EPILOG = """\b
+Exit codes:
+  0  no decision reached the --fail-on threshold
+  1  at least one decision did (default: deny or review_required)
+  2  usage or input error: bad options, policies that do not compile, a
+     missing events file, or any malformed event line (the other lines are
+     still decided and reported)
+"""
+
+NOW_HELP = (
+    "Evaluation time that policies see as `now`: an RFC 3339 timestamp, or `wall` for "
+    "the current time. Default: each event's own time (reproducible replays)."
+)
+
+
+def decide(stream: EventStream, bundle: Bundle, clock: Clock) -> Iterator[tuple[int, Decision]]:
+    """Replay the stream through a stateful engine, yielding `(line, decision)`;
+    events the engine rejects are reported like malformed lines."""
+    engine = Engine(bundle, clock=clock)
+    for line, event in stream.events():
+        try:
+            decision = engine.evaluate(event, validated=True)
+        except EventError as err:
+            stream.reject(line, err)
+            continue
+        yield line, decision
+
+
+@click.command("eval", epilog=EPILOG)
+@click.option(
+    "--policies",
+    "-p",
+    "policies",
+    required=True,
+    multiple=True,
+    metavar="PATH",
+    help="Policy file or directory (repeatable).",
+)
+@click.option(
+    "--events",
+    "-e",
+    "events",
+    required=True,
+    metavar="FILE",
+    help="JSON Lines event log, one event per line; `-` reads stdin.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit", "sarif"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="text: table + summary; json: one canonical decision per line; junit: one "
+    "testcase per (event, rule); sarif: one result per failed rule.",
+)
+@click.option("--now", metavar="TIMESTAMP|wall", help=NOW_HELP)
+@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["deny", "review", "warn"], case_sensitive=False),
+    default="review",
+    show_default=True,
+    help="Lowest outcome that makes the run exit 1: deny; review (deny or "
+    "review_required); warn (also allow_with_warnings).",
+)
+@click.option(
+    "--only-failing", is_flag=True, help="text: list only events whose outcome is not `allow`."
+)
+@no_color_option
+def eval_cmd(
+    policies: tuple[str, ...],
+    events: str,
+    fmt: str,
+    now: str | None,
+    output: str | None,
+    fail_on: str,
+    only_failing: bool,
+) -> None:
+    """Decide every event in a JSON Lines stream, in order, keeping entity state.
+
+    Each event first updates the state of its subject, then is judged, so later
+    events see earlier approvals, registrations and overrides.
+    """
+    s = settings()
+    clock = parse_now(now)
+    bundle = load_policies(policies)
+    stream = EventStream(events)
+    tally = OutcomeTally()
+    decisions = tally.watch(d for _line, d in decide(stream, bundle, clock))
+    started = time.perf_counter()
+    with Sink(output, s.stdout_color) as sink:
+        if fmt == "json":
+            for d in decisions:
+                sink.write_bytes(decision_json_line(d))
+        elif fmt == "junit":
+            collected = list(decisions)
+            duration = time.perf_counter() - started
+            sink.write_text(decisions_junit(collected, duration=duration))
+        elif fmt == "sarif":
+            log = decisions_sarif(
+                decisions, bundle.rules, base=os.getcwd(), bundle_digest=bundle.digest
+            )
+            sink.write_text(dumps(log))
+        else:
+            sink.write_text(
+                decisions_text(
+                    decisions, color=sink.color, width=s.width(), only_failing=only_failing
+                )
+            )
+    if output is not None or fmt != "text":
+        s.note(tally.summary())
+    ctx = click.get_current_context()
+    if stream.bad_lines:
+        n = stream.bad_lines
+        s.error(
+            f"{n} line{'s' if n != 1 else ''} of `{stream.label}` could not be decided",
+            "see the messages above; every other line was decided",
+        )
+        ctx.exit(EXIT_USAGE)
+    ctx.exit(EXIT_FINDINGS if tally.any_of(FAIL_ON[fail_on]) else EXIT_OK)
