@@ -16,10 +16,11 @@ from typing import Any
 
 from policyengine.compiler.bundle import Bundle
 from policyengine.compiler.resolve import ResolvedTest
-from policyengine.events import EventError, MemoryStateStore, apply_event, parse_event
+from policyengine.events import EventError, MemoryStateStore, parse_event
 from policyengine.events.catalog import entity_from_attributes
 from policyengine.language import ast
 from policyengine.runtime.decision import Decision
+from policyengine.runtime.engine import judge
 from policyengine.runtime.values import format_timestamp
 
 __all__ = ["Coverage", "Failure", "TestReport", "TestResult", "run_tests"]
@@ -164,8 +165,7 @@ def _run_one(bundle: Bundle, t: ResolvedTest, coverage: Coverage) -> TestResult:
                 ev = parse_event(raw)
             except EventError as err:
                 return result(f"{step.span}: invalid event `{step.type.value}`: {err}")
-            apply_event(state, ev)
-            last = bundle.evaluate(ev, state, decl.at)
+            last = judge(bundle, state, ev, decl.at if decl.at is not None else ev["time"])
             coverage.record(last)
         elif isinstance(step, ast.ExpectOutcome):
             if last is None:

@@ -162,7 +162,9 @@ def check_rule(decision: Decision, rule: str, want: str | Mapping[str, Any]) -> 
     if spec["status"] == "not_triggered":
         assert result is None, f"{where} was evaluated ({result.status if result else ''})"
         return
-    assert result is not None, f"{where} was not evaluated; got {[r.rule for r in decision.results]}"
+    assert result is not None, (
+        f"{where} was not evaluated; got {[r.rule for r in decision.results]}"
+    )
     assert result.status == spec["status"], f"{where}: `{result.status}`: {result.message}"
     message = result.message or ""
     if "message" in spec:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -36,6 +36,8 @@ from policyengine.compiler.lower import Lowerer
 from policyengine.compiler.resolve import resolve
 from policyengine.compiler.schema import default_env
 from policyengine.compiler.typecheck import Context, check
+from policyengine.events import parse_event
+from policyengine.events.catalog import entity_from_attributes
 from policyengine.language import ast
 from policyengine.language.parser import parse_module
 from policyengine.runtime.errors import EvalError
@@ -229,3 +231,202 @@ def test_events_and_state_are_valid(event_type: str, data: st.DataObject) -> Non
     assert event["type"] == event_type
     assert all(not i.endswith("-unknown") for _, i in state)
     assert isinstance(event["time"], datetime) and event["time"].tzinfo is UTC
+
+
+# ---------------------------------------------------------------- known divergences
+# Minimal reproducers of engine bugs found by the tests above (reported to the lead;
+# all in policyengine/compiler/lower.py). Each is a strict xfail: when a fix lands
+# it XPASSes, the test fails, and the matching entry of `S.KNOWN_ENGINE_BUGS` (which
+# keeps the generator away from the construct) should be deleted with the marker.
+# The reference interpreter must already give the expected answer.
+
+
+def _fixture_case(source: str) -> S.Case:
+    event = parse_event(
+        {
+            "id": "evt-1",
+            "type": "model.deploy_requested",
+            "time": "2026-03-01T00:00:00Z",
+            "actor": {"id": "u1", "roles": ["mlops"]},
+            "subject": {"kind": "model_version", "id": "mv-1"},
+            "attributes": {"target": {"environment": "production"}},
+        }
+    )
+    state = {("model_version", "mv-1"): entity_from_attributes("model_version", "mv-1",
+                                                                {"name": "tox"})}
+    return S.Case("model.deploy_requested", source, T.ANY, event, state, S.T0)
+
+
+def _check(source: str, expected: Any, *, engine: bool = True, reference: bool = True) -> None:
+    case = _fixture_case(source)
+    p = prepare(case)
+    assert p is not None, f"`{source}` does not type check"
+    if reference:
+        got = ref.evaluate(p.expr, reference_env(p, case))
+        assert same_result(got, expected), f"reference: {got!r}"
+    if engine:
+        got = engine_value(p, case)
+        assert same_result(got, expected), f"engine: {got!r}"
+
+
+_ERROR = ref.Error(False, "")
+_UNDEFINED = ref.Error(True, "")
+
+
+def _bug(key: str, reason: str, raises: type[BaseException] = AssertionError) -> Any:
+    assert key in S.KNOWN_ENGINE_BUGS, key
+    return pytest.mark.xfail(strict=True, raises=raises, reason=f"[{key}] {reason}")
+
+
+KNOWN_BUG_CASES = [
+    pytest.param(
+        'time("2026-03-01T00:00:00Z")', S.T0,
+        marks=_bug("time-call", "Lowerer._call looks up _FUNCS[name] before special-casing "
+                   "`time`, so compiling any `time(...)` raises KeyError", KeyError),
+        id="time-call",
+    ),
+    pytest.param(
+        "min([true, false])", _ERROR,
+        marks=_bug("minmax-unordered", "min/max order any values by sort_key; booleans have "
+                   "no order in the language"),
+        id="min-of-booleans",
+    ),
+    pytest.param(
+        "min([subject.version, \"b\"])", _ERROR,
+        marks=_bug("minmax-unordered", "min/max put null first instead of failing "
+                   "(ordering null is an error)"),
+        id="min-with-null",
+    ),
+    pytest.param(
+        "distinct([[1], [1], [2]])", [[1], [2]],
+        marks=_bug("distinct-nested", "_distinct uses dict.fromkeys, so list items raise "
+                   "TypeError (`wrong kind of value`)"),
+        id="distinct-of-lists",
+    ),
+    pytest.param(
+        'event["target"].environment', "production",
+        marks=_bug("event-index", "Lowerer._index on `event` reads the raw envelope dict, "
+                   "not the attributes (Attr special-cases it, Index does not)"),
+        id="event-index-attribute",
+    ),
+    pytest.param(
+        'event["subject"].name', "tox",
+        marks=_bug("event-index", "`event[\"subject\"]` yields the {kind, id} dict; following "
+                   "it crashes the state lookup with TypeError (not an EvalError)", TypeError),
+        id="event-index-subject",
+    ),
+    pytest.param(
+        "sum([1h for x in []])", timedelta(0),
+        marks=_bug("sum-empty-duration", "_sum returns the int 0 for an empty list whatever its "
+                   "static type, so `sum(ds) < 1h` errors on an empty list<duration>"),
+        id="sum-empty-durations",
+    ),
+    pytest.param(
+        "len({1, true})", 2,
+        marks=_bug("bool-number-identity", "set literals are Python frozensets: 1 and true "
+                   "collapse"),
+        id="set-bool-and-int",
+    ),
+    pytest.param(
+        "contains([1, 2], true)", False,
+        marks=_bug("bool-number-identity", "_contains uses Python `in` (true == 1); the checker "
+                   "does not relate needle and element types"),
+        id="contains-bool-in-ints",
+    ),
+    pytest.param(
+        '1 in ["a", true]', False,
+        marks=_bug("bool-number-identity", "`in` is strict only when a side's static type is "
+                   "`any`; list<any> on the right is not"),
+        id="in-list-of-any",
+    ),
+    pytest.param(
+        '[true, "a"] == [1, "a"]', False,
+        marks=_bug("bool-number-identity", "typed `==` on list<any> uses Python equality "
+                   "(strict_eq is shallow and only used for untyped sides)"),
+        id="list-equality",
+    ),
+    pytest.param(
+        "count(distinct x for x in [1, true, 1.0])", 2,
+        marks=_bug("bool-number-identity", "count(distinct) collects keys in a Python set"),
+        id="count-distinct",
+    ),
+    pytest.param(
+        '["a", 1][0] * 3', _ERROR,
+        marks=_bug("untyped-python-semantics", "untyped arithmetic falls back to Python: "
+                   "string * int repeats the string"),
+        id="string-times-int",
+    ),
+    pytest.param(
+        '["abc", 1][0][0]', _ERROR,
+        marks=_bug("untyped-python-semantics", "untyped index falls back to Python: strings "
+                   "are indexable (the checker rejects `\"abc\"[0]`)"),
+        id="index-string",
+    ),
+    pytest.param(
+        '[[1], "a"][0] < [[2], "a"][0]', _ERROR,
+        marks=_bug("untyped-python-semantics", "untyped ordering falls back to Python: lists "
+                   "are ordered lexicographically"),
+        id="order-lists",
+    ),
+    pytest.param(
+        'keys(["ba", 1][0])', _ERROR,
+        marks=_bug("untyped-python-semantics", "keys() of an untyped string returns its sorted "
+                   "characters"),
+        id="keys-of-string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), KNOWN_BUG_CASES)
+def test_known_engine_divergence(source: str, expected: Any) -> None:
+    _check(source, expected, reference=False)
+
+
+@pytest.mark.parametrize(("source", "expected"), [p.values for p in KNOWN_BUG_CASES],
+                         ids=[str(p.id) for p in KNOWN_BUG_CASES])
+def test_reference_on_known_divergences(source: str, expected: Any) -> None:
+    """The xfails above must fail because of the engine, never because of the reference."""
+    _check(source, expected, engine=False)
+
+
+def test_every_known_bug_has_a_reproducer() -> None:
+    """A generator exclusion without a pinned reproducer would hide a bug for good."""
+    reasons = [m.kwargs["reason"] for p in KNOWN_BUG_CASES for m in p.marks]
+    assert {r[1 : r.index("]")] for r in reasons} == set(S.KNOWN_ENGINE_BUGS)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('subject["name"]', "tox"),
+        ("subject.training_run.name", _UNDEFINED),
+        ('(subject.labels["k"] ?? "none")', "none"),
+        ("has(subject.training_run.name)", False),
+        ("(1 / 0) ?? 1", _ERROR),
+        ("has(event.target.region)", False),
+        ("[3, 1, 2][-1]", 2),
+        ("count(x in {3, 1, 3, 2})", 3),
+        ("[x for x in {3, 1, 2}]", [1, 2, 3]),
+        ("keys(subject.labels)", []),
+        ("min([])", _ERROR),
+        ("max([1, 2.5, 2])", 2.5),
+        ("sum([1h, 30m])", timedelta(minutes=90)),
+        ("now - 2026-02-28T00:00:00Z", timedelta(days=1)),
+        ("(2026-03-01T00:00:00Z + 1d) > now", True),
+        ('["a", true][1] == 1', False),
+        ('["a", 1][1] < true', _ERROR),
+        ("null < 1", None),
+        ("not 1 == 1", False),
+        ('any(x in ["a", 1]: x == 1)', True),
+        ('all(x in ["a", 1]: x == "a")', False),
+        ('all(x in [1, "a"]: x > 0)', _ERROR),
+        ('any(x in [1, "a"]: x > 0)', True),
+    ],
+)
+def test_reference_and_engine_agree_on_pinned_examples(source: str, expected: Any) -> None:
+    """Hand-written anchors for the semantics both sides implement (so a bug that hits the
+    reference and the engine alike still shows up)."""
+    if expected is None:  # ill-typed on purpose: must not compile
+        assert prepare(_fixture_case(source)) is None
+        return
+    _check(source, expected)

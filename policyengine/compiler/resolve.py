@@ -282,7 +282,9 @@ def resolve(modules: Sequence[ast.Module], diags: list[Diagnostic]) -> Program:
                         Code.UNDEFINED_PACKAGE,
                         f"undefined package `{imp.package.value}`",
                         imp.package.span,
-                        did_you_mean(imp.package.value, program.packages)
+                        did_you_mean(
+                            imp.package.value, [p for p in program.packages if p != scope.package]
+                        )
                         or "is the file that declares it part of the bundle?",
                     )
                 )

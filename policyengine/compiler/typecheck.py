@@ -610,10 +610,16 @@ def _call(e: ast.Call, ctx: Context) -> T.Type:
         return sig(e, [], ctx) if sig else T.ANY
     ts = [check(a, ctx) for a in e.args]
     if sig is None:
+        sp = e.span  # point at the name, not the whole call
+        name_span = ast.Span(
+            sp.file, sp.start, sp.start + len(e.func), sp.line, sp.column, sp.line,
+            sp.column + len(e.func),
+        )  # fmt: skip
         return ctx.error(
             Code.UNKNOWN_FUNCTION,
             f"unknown function `{e.func}`",
-            e.span,
-            did_you_mean(e.func, FUNCTIONS) or f"functions: {', '.join(sorted(FUNCTIONS))}",
+            name_span,
+            did_you_mean(e.func, FUNCTIONS)
+            or f"built-in functions: {', '.join(f'`{f}`' for f in sorted(FUNCTIONS))}",
         )
     return sig(e, ts, ctx)

@@ -32,7 +32,15 @@ from .models import (
     Target,
     TrainingRun,
 )
-from .reducers import MemoryStateStore, Reducer, StateStore, apply_event
+from .reducers import (
+    MemoryStateStore,
+    Overlay,
+    Reducer,
+    StateChange,
+    StateStore,
+    apply_event,
+    reduce_event,
+)
 from .refs import Ref
 
 
@@ -65,6 +73,7 @@ __all__ = [
     "EventSpec",
     "FeatureSet",
     "MemoryStateStore",
+    "Overlay",
     "ModelVersion",
     "Override",
     "PredictionBatch",
@@ -74,6 +83,7 @@ __all__ = [
     "SubjectRef",
     "Target",
     "TrainingRun",
+    "StateChange",
     "apply_event",
     "entity_from_attributes",
     "entity_json_schema",
@@ -81,4 +91,5 @@ __all__ = [
     "new_entity",
     "parse_event",
     "read_jsonl",
+    "reduce_event",
 ]

@@ -17,14 +17,17 @@ from typing import Any, Protocol
 
 __all__ = [
     "MemoryStateStore",
+    "Overlay",
     "Reducer",
     "StateStore",
+    "StateChange",
     "apply_event",
     "complete_run",
     "record_approval",
     "record_deployment",
     "record_drift",
     "record_override",
+    "reduce_event",
     "register_model",
     "start_run",
     "upsert",
@@ -68,23 +71,50 @@ class MemoryStateStore:
         return len(self._entities)
 
 
-def apply_event(store: StateStore, event: Mapping[str, Any]) -> None:
-    """Apply a parsed event (`parse_event` output) to the state of its subject.
+StateChange = tuple[str, str, dict[str, Any]]
+"""`(kind, id, new state)`: what applying one event would write."""
 
-    Event types without a reducer (requests, accesses) leave the store untouched. An entity
-    seen for the first time starts from its kind's defaults.
+
+def reduce_event(store: StateStore, event: Mapping[str, Any]) -> StateChange | None:
+    """What applying a parsed event would write, without writing it.
+
+    `None` for event types without a reducer (requests, accesses). An entity seen for the
+    first time starts from its kind's defaults. The engine uses this to judge an event
+    against the state it would produce and to commit it only if it is not denied.
     """
     # Imported here because the catalog refers to the reducers below.
     from .catalog import EVENT_TYPES, new_entity
 
     spec = EVENT_TYPES[event["type"]]
     if spec.reducer is None:
-        return
+        return None
     kind, entity_id = spec.subject_kind, event["subject"]["id"]
     previous = store.get(kind, entity_id)
     if previous is None:
         previous = new_entity(kind, entity_id)
-    store.put(kind, entity_id, spec.reducer(previous, event))
+    return kind, entity_id, spec.reducer(previous, event)
+
+
+def apply_event(store: StateStore, event: Mapping[str, Any]) -> None:
+    """Apply a parsed event (`parse_event` output) to the state of its subject."""
+    change = reduce_event(store, event)
+    if change is not None:
+        store.put(*change)
+
+
+class Overlay:
+    """A read view of `base` with one entity replaced: the state an event would produce."""
+
+    __slots__ = ("_base", "_id", "_kind", "_value")
+
+    def __init__(self, base: StateStore, change: StateChange) -> None:
+        self._base = base
+        self._kind, self._id, self._value = change
+
+    def get(self, kind: str, id: str) -> dict[str, Any] | None:
+        if id == self._id and kind == self._kind:
+            return self._value
+        return self._base.get(kind, id)
 
 
 def _copy(value: Any) -> Any:

@@ -162,6 +162,7 @@ class _Comment:
     """A comment inside a clause: ends its line, so groups around it always break."""
 
     text: str
+    own_line: bool = False  # a leading comment: starts a line of its own
 
 
 Doc: TypeAlias = "str | _Line | _Group | _Nest | _IfBreak | _Fill | _Comment | list[Doc]"
@@ -250,6 +251,8 @@ def _render(doc: Doc, indent: int, width: int = WIDTH) -> list[str]:
             else:
                 text("" if d.soft else " ", ind)
         elif isinstance(d, _Comment):
+            if d.own_line and lines[-1].strip():
+                newline(ind)
             first, *more = d.text.split("\n")
             lines[-1] += (first if not lines[-1].strip() else "  " + first).rstrip()
             lines.extend(m.rstrip() for m in more)
@@ -480,7 +483,7 @@ class _Docs:
         others: list[Doc] = []
         for i, o in enumerate(e.operands[1:], 1):
             n = self._slot(e, i)
-            lead = _comments(n.leading if n else ())
+            lead = _comments(n.leading if n else (), own_line=True)
             others += [LINE, lead, f"{e.op} ", self.sub(o, minimum), self.trailing(e, i)]
         return _Group([first, _Nest(_STEP, others)])
 
@@ -502,11 +505,11 @@ class _Docs:
         body: list[Doc] = []
         for i, item in enumerate(items):
             n = self._slot(node, i)
-            lead = _comments(n.leading if n else ())
+            lead = _comments(n.leading if n else (), own_line=True)
             body += [LINE, lead, item, ",", self.trailing(node, i)]
         end = self._slot(node, "end")
         if end:
-            body += [LINE, _comments(end.leading)]
+            body += [LINE, _comments(end.leading, own_line=True)]
         return _Group([open_, self.trailing(node, "open"), _Nest(_STEP, body), SOFT, close])
 
     def where(self, cond: ast.Expr | None) -> Doc:
@@ -627,8 +630,8 @@ class _Docs:
         return out
 
 
-def _comments(comments: Iterable[Comment]) -> list[Doc]:
-    return [_Comment(c.text) for c in comments]
+def _comments(comments: Iterable[Comment], own_line: bool = False) -> list[Doc]:
+    return [_Comment(c.text, own_line) for c in comments]
 
 
 def _key(key: Any) -> str:
@@ -859,9 +862,12 @@ def _attach(
         if s is not None:
             at = max((i for i, (a, _) in enumerate(s.elements) if a <= code), default=None)
             if at is not None:
-                slot(s, at).trailing.append(c)
-                return
-            if s.bracketed:
+                # Only an element that ends on this line keeps the comment after it:
+                # anywhere else the comment would drift to a different line.
+                if line(s.elements[at][1] - 1) == c.span.line:
+                    slot(s, at).trailing.append(c)
+                    return
+            elif s.bracketed:
                 slot(s, "open").trailing.append(c)
                 return
         note(unit.key).leading.append(c)

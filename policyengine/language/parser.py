@@ -792,7 +792,8 @@ def _eof_diagnostic(
     # Point just after the last thing written: the line past a trailing newline
     # would render without any source to put a caret under.
     end = len(text.rstrip())
-    span = _pos_span(text, file, end, end + 1)
+    last = _pos_span(text, file, end, end)
+    span = Span(file, end, end, last.line, last.column, last.line, last.column + 1)
     open_ = _unclosed(text)
     if open_ is not None:
         bracket, at = open_
@@ -921,13 +922,16 @@ def _syntax_diagnostic(
         if bad_ts is not None:
             return bad_ts
     hint: str | None = None
-    try:
-        label = err.match_examples(
-            lambda s: parser.parse(s, start=start), _EXAMPLES, use_accepts=True
-        )
-        hint = str(label) if label else None
-    except Exception:  # match_examples re-parses; never let a hint crash the report
-        hint = None
+    # Only token errors: an unexpected character shares the parser state of unrelated
+    # examples (`1 @` looks like `[1 2]`), so their hints would mislead.
+    if not isinstance(err, UnexpectedCharacters):
+        try:
+            label = err.match_examples(
+                lambda s: parser.parse(s, start=start), _EXAMPLES, use_accepts=True
+            )
+            hint = str(label) if label else None
+        except Exception:  # match_examples re-parses; never let a hint crash the report
+            hint = None
 
     if isinstance(err, UnexpectedEOF):
         return _eof_diagnostic(text, file, set(err.expected), parser, hint)

@@ -1,21 +1,43 @@
-"""The stateful evaluator: validates events, folds them into entity state and
-decides them against an immutable bundle.
+"""The stateful evaluator: validates events, judges them against an immutable
+bundle and folds accepted ones into entity state.
 
-State changes first, then judgement: a rule triggered by `approval.recorded`
-sees the subject with that approval, and every event is judged even when it
-is denied, because the stream records what happened, not what was allowed.
+Rules see the subject *as the event would leave it* (a rule on
+`approval.recorded` sees that approval), but the change is committed only when
+the decision is not `deny`: a rejected signature or an unauthorised override
+must never count later. Requests that change nothing are judged the same way.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from policyengine.compiler.bundle import Bundle
-from policyengine.events import EventError, MemoryStateStore, StateStore, apply_event, parse_event
+from policyengine.events import (
+    EventError,
+    MemoryStateStore,
+    Overlay,
+    StateStore,
+    parse_event,
+    reduce_event,
+)
 from policyengine.runtime.clock import Clock, event_time
-from policyengine.runtime.decision import Decision
+from policyengine.runtime.decision import Decision, Outcome
+
+
+def judge(
+    bundle: Bundle, state: StateStore, event: dict[str, Any], now: datetime
+) -> Decision:
+    """Decide one validated event against the state it would produce; commit that
+    state unless the decision is `deny`. The one place this rule is implemented."""
+    change = reduce_event(state, event)
+    view = state if change is None else Overlay(state, change)
+    decision = bundle.evaluate(event, view, now)
+    if change is not None and decision.outcome is not Outcome.DENY:
+        state.put(*change)
+    return decision
 
 
 class Engine:
@@ -35,20 +57,17 @@ class Engine:
         self._lock = threading.Lock()
 
     def evaluate(self, event: Mapping[str, Any], *, validated: bool = False) -> Decision:
-        """Validate (unless `validated`), apply to state, then decide one event.
-
-        Raises `EventError` for malformed input; state is untouched in that case.
-        """
+        """Validate (unless `validated`), decide, and commit the event's state change
+        unless denied. Raises `EventError` for malformed input; state is untouched then."""
         ev = dict(event) if validated else parse_event(event)
         with self._lock:
-            apply_event(self.state, ev)
-            return self.bundle.evaluate(ev, self.state, self.clock(ev))
+            return judge(self.bundle, self.state, ev, self.clock(ev))
 
     def evaluate_batch(
         self, events: Iterable[Mapping[str, Any]], *, validated: bool = False
     ) -> list[Decision]:
         """Decide a batch in order under one lock acquisition. Every event is validated
-        before any is applied, so a malformed event rejects the whole batch (raising its
+        before any is decided, so a malformed event rejects the whole batch (raising its
         `EventError` with `line` set to its 1-based position) and leaves state untouched."""
         parsed: list[dict[str, Any]] = []
         for n, event in enumerate(events, start=1):
@@ -56,12 +75,8 @@ class Engine:
                 parsed.append(dict(event) if validated else parse_event(event))
             except EventError as err:
                 raise err.at_line(n) from None
-        out: list[Decision] = []
         with self._lock:
-            for ev in parsed:
-                apply_event(self.state, ev)
-                out.append(self.bundle.evaluate(ev, self.state, self.clock(ev)))
-        return out
+            return [judge(self.bundle, self.state, ev, self.clock(ev)) for ev in parsed]
 
     def evaluate_many(
         self, events: Iterable[Mapping[str, Any]], *, validated: bool = False
