@@ -45,11 +45,13 @@ __all__ = [
     "RULE_ID",
     "Case",
     "ExprGen",
+    "World",
     "cases",
     "entity_states",
     "events",
     "expressions",
     "timestamps",
+    "worlds",
 ]
 
 # ---------------------------------------------------------------- value pools
@@ -140,13 +142,15 @@ def raw_value(ann: Any, metadata: tuple[Any, ...] = ()) -> st.SearchStrategy[Any
     """JSON-like data for a pydantic field annotation (what an emitting system sends)."""
     for m in metadata:
         if isinstance(m, Ref):
-            return st.sampled_from(IDS[m.kind])
+            return _subject_ids(m.kind)
     origin, args = typing.get_origin(ann), typing.get_args(ann)
     if origin is typing.Annotated:
         return raw_value(args[0], tuple(args[1:]))
     if origin in (typing.Union, pytypes.UnionType):
         inner = [a for a in args if a is not type(None)]
-        return st.one_of(st.none(), *(raw_value(a) for a in inner))
+        # Null one time in four: common enough to exercise, rare enough not to mask.
+        values = st.one_of(*(raw_value(a) for a in inner))
+        return st.one_of(st.none(), values, values, values)
     if origin is typing.Literal:
         return st.sampled_from(args)
     if origin is list:
@@ -171,8 +175,8 @@ def raw_value(ann: Any, metadata: tuple[Any, ...] = ()) -> st.SearchStrategy[Any
 def model_data(
     model: type[BaseModel], skip: tuple[str, ...] = (), **fixed: st.SearchStrategy[Any]
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """A dict for `model`: required fields always, optional ones sometimes (so defaults
-    and nulls both occur)."""
+    """A dict for `model`: required fields always; fields with a default usually (left
+    out one time in eight, so the defaults that `parse_event` fills in occur too)."""
     required: dict[str, st.SearchStrategy[Any]] = {}
     optional: dict[str, st.SearchStrategy[Any]] = {}
     for name, info in model.model_fields.items():
@@ -180,7 +184,13 @@ def model_data(
             continue
         strategy = fixed[name] if name in fixed else raw_value(info.annotation, tuple(info.metadata))
         (required if info.is_required() else optional)[name] = strategy
-    return st.fixed_dictionaries(required, optional=optional)
+    return st.builds(
+        lambda req, opt, drop: {**req, **{k: v for i, (k, v) in enumerate(opt.items())
+                                          if not drop[i % len(drop)]}},
+        st.fixed_dictionaries(required),
+        st.fixed_dictionaries(optional),
+        st.lists(st.sampled_from((False,) * 7 + (True,)), min_size=1, max_size=4),
+    )
 
 
 _RULE_NAMES = st.sampled_from((RULE_ID, f"{PACKAGE}.g", "other.rule"))
@@ -468,8 +478,30 @@ class ExprGen:
         return f"{name}({self.expr(arg, d - 1)})"
 
     def coalesce(self, want: T.Type, depth: int) -> str:
-        left = self.draw(st.sampled_from([p.text for p in self._paths(want)] or ["null"]))
+        paths = [p.text for p in self._paths(want)]
+        if paths and not self.flip(3):
+            left = self.draw(st.sampled_from(paths))
+        elif self.flip(4):
+            left = "null"
+        else:  # anything: `??` must let errors other than "missing" through
+            left = f"({self.expr(want, depth - 1)})"
         return f"({left} ?? {self.expr(want, depth - 1)})"
+
+    def pair(self, left: T.Type, right: T.Type, d: int) -> tuple[str, str]:
+        """Two operands; often the same text twice, so boundaries (`a <= a`) get hit."""
+        a = self.expr(left, d - 1)
+        if left == right and self.flip(4):
+            return a, a
+        return a, self.expr(right, d - 1)
+
+    def favoured(self, options: tuple[T.Type, ...]) -> T.Type:
+        """A type from `options`, preferring the innermost variable's, so that quantifier
+        bodies actually depend on their variable."""
+        if self.vars and self.flip():
+            t = T.strip(self.vars[-1][1])
+            if t in options:
+                return t
+        return self.draw(st.sampled_from(options))
 
     # ------------------------------------------------------------ booleans
     def boolean(self, d: int) -> str:
@@ -508,12 +540,13 @@ class ExprGen:
         )
 
     def ordering(self, d: int) -> str:
-        t = self.draw(st.sampled_from(ORDERED))
+        t = self.favoured(ORDERED)
         op = self.draw(st.sampled_from(("<", "<=", ">", ">=")))
         other = t
-        if t in (T.INT, T.FLOAT):
+        if t in (T.INT, T.FLOAT) and self.flip(3):
             other = self.draw(st.sampled_from((T.INT, T.FLOAT)))
-        return f"({self.expr(t, d - 1)} {op} {self.expr(other, d - 1)})"
+        a, b = self.pair(t, other, d)
+        return f"({a} {op} {b})"
 
     def equality(self, d: int) -> str:
         op = self.draw(st.sampled_from(("==", "!=")))
@@ -542,14 +575,15 @@ class ExprGen:
         if choice >= len(kinds):
             t = self.draw(st.sampled_from(SCALARS))
             return f"({self.expr(t, d - 1)} {op} null)"
-        t = kinds[choice]
+        t = self.favoured(SCALARS) if self.flip() else kinds[choice]
         other = t
-        if t in (T.INT, T.FLOAT):
+        if t in (T.INT, T.FLOAT) and self.flip(3):
             other = self.draw(st.sampled_from((T.INT, T.FLOAT)))
-        return f"({self.expr(t, d - 1)} {op} {self.expr(other, d - 1)})"
+        a, b = self.pair(t, other, d)
+        return f"({a} {op} {b})"
 
     def membership(self, d: int) -> str:
-        t = self.draw(st.sampled_from(SCALARS))
+        t = self.favoured(SCALARS)
         op = self.draw(st.sampled_from(("in", "not in")))
         options: list[Callable[[], str]] = [
             lambda: self.expr(T.ListOf(t), d - 1),
@@ -653,6 +687,18 @@ class ExprGen:
             self.vars.pop()
 
     def comprehension(self, item: T.Type, d: int) -> str:
+        if item in SCALARS and self.flip():
+            # Range over values of the item type and use the variable: this is what
+            # shows iteration order (sets sorted, maps by key).
+            var = self.draw(st.sampled_from(VAR_NAMES))
+            coll = self.expr(self.draw(st.sampled_from((T.ListOf(item), T.SetOf(item)))), d - 1)
+            self.vars.append((var, item))
+            try:
+                where = f" where {self.expr(T.BOOL, d - 1)}" if self.flip(3) else ""
+                body = var if self.flip() else self.expr(item, d - 1)
+                return f"[{body} for {var} in {coll}{where}]"
+            finally:
+                self.vars.pop()
         var, coll = self.bind(d)
         try:
             where = f" where {self.expr(T.BOOL, d - 1)}" if self.flip() else ""
@@ -673,8 +719,9 @@ class ExprGen:
         ]
         if want == T.INT:
             options += [
-                lambda: f"({e(T.INT, d - 1)} {self.draw(st.sampled_from('+-*%'))} "
-                f"{e(T.INT, d - 1)})",
+                lambda: "({} {} {})".format(self.pair(T.INT, T.INT, d)[0],
+                                            self.draw(st.sampled_from("+-*%")),
+                                            e(T.INT, d - 1)),
                 lambda: f"len({e(self.draw(st.sampled_from((T.STRING, T.ListOf(T.INT), T.SetOf(T.STRING)))), d - 1)})",  # noqa: E501
                 lambda: self.count(d),
                 lambda: self.count(d),
@@ -870,12 +917,9 @@ WANTS: tuple[T.Type, ...] = (
 
 
 @dataclass(frozen=True)
-class Case:
-    """One differential example: an expression over an event type, plus data."""
+class World:
+    """What an expression is evaluated against: an event, entity state and a clock."""
 
-    event_type: str
-    source: str
-    want: T.Type
     event: dict[str, Any]
     state: dict[tuple[str, str], dict[str, Any]]
     now: datetime
@@ -883,9 +927,28 @@ class Case:
     def __repr__(self) -> str:
         keys = sorted(f"{k}:{i}" for k, i in self.state)
         return (
-            f"Case({self.event_type!r}, {self.source!r}, want={self.want}, "
-            f"subject={self.event['subject']['id']!r}, state={keys}, now={self.now.isoformat()})"
+            f"World(event={self.event!r},\n      state={self.state!r},\n      "
+            f"now={self.now.isoformat()}, known={keys})"
         )
+
+
+@dataclass(frozen=True)
+class Case:
+    """One differential example: an expression over an event type and a few worlds to
+    evaluate it in (compiling once, evaluating several times keeps the tests fast)."""
+
+    event_type: str
+    source: str
+    want: T.Type
+    worlds: tuple[World, ...]
+
+    def __repr__(self) -> str:
+        return f"Case({self.event_type!r}, {self.source!r}, want={self.want})"
+
+
+@st.composite
+def worlds(draw: st.DrawFn, event_type: str) -> World:
+    return World(draw(events(event_type)), draw(entity_states()), draw(timestamps()))
 
 
 @st.composite
@@ -895,15 +958,10 @@ def cases(
     event_types: tuple[str, ...] = EVENT_TYPE_NAMES,
     depth: int = 3,
     avoid: frozenset[str] = KNOWN_ENGINE_BUGS,
+    n_worlds: int = 4,
 ) -> Case:
     event_type = draw(st.sampled_from(event_types))
     want = draw(st.sampled_from(wants))
     source = draw(expressions(event_type, want, depth, avoid))
-    return Case(
-        event_type,
-        source,
-        want,
-        draw(events(event_type)),
-        draw(entity_states()),
-        draw(timestamps()),
-    )
+    return Case(event_type, source, want,
+                tuple(draw(st.lists(worlds(event_type), min_size=1, max_size=n_worlds))))

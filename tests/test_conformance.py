@@ -109,7 +109,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def check_errors(err: CompileError, expected: list[Mapping[str, Any]]) -> None:
-    got = [d.to_dict() for d in err.diagnostics]
+    got: list[dict[str, Any]] = [d.to_dict() for d in err.diagnostics]
     shown = err.render()
     assert len(got) == len(expected), f"expected {len(expected)} diagnostics, got:\n{shown}"
     for want, d in zip(expected, got, strict=True):

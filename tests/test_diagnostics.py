@@ -22,7 +22,7 @@ from policyengine.language.diagnostics import (
     did_you_mean,
     render,
 )
-from policyengine.language.parser import parse_expr, parse_module
+from policyengine.language.parser import _EXAMPLES, parse_expr, parse_module
 
 ERRORS_MD = Path(__file__).resolve().parent.parent / "spec" / "errors.md"
 RULE = "rule r {{ layer audit on model.deployed require {} }}"
@@ -212,6 +212,17 @@ def test_syntax_missing_package_line() -> None:
     )
 
 
+@pytest.mark.parametrize("label", list(_EXAMPLES))
+def test_every_example_hint_is_given_wherever_the_mistake_sits(label: str) -> None:
+    # The examples are matched by parser state, not by stack depth, so the same mistake
+    # after other clauses or inside brackets gets the same hint.
+    for example in _EXAMPLES[label]:
+        for variant in (example, example.replace("rule r { ", 'rule r { layer a title "t" ')):
+            with pytest.raises(CompileError) as info:
+                parse_module(variant)
+            assert info.value.diagnostics[0].hint == label, variant
+
+
 def test_syntax_comparisons_do_not_chain() -> None:
     check(
         "package p\n" + RULE.format("1 < 2 < 3"),
@@ -289,6 +300,22 @@ def test_undefined_rule() -> None:
         "undefined rule `base` in package `p`",
         (2, 55, 59),
         "did you mean `bse`?",
+    )
+
+
+def test_undefined_rule_without_a_close_match_lists_the_rules() -> None:
+    d = only(compile_error("package p\n" + RULE.format("failed(zzz)")))
+    assert d.message == "undefined rule `zzz` in package `p`"
+    assert d.hint == "rules in package `p`: `r`"
+
+
+def test_rule_reference_through_an_unknown_alias() -> None:
+    check(
+        "package p\n" + RULE.format("passed(base.signed)"),
+        Code.UNDEFINED_NAME,
+        "`base` is not an imported package",
+        (2, 55, 59),
+        "add `import <package>` (or `import <package> as base`), then write `base.signed`",
     )
 
 
@@ -380,6 +407,12 @@ def test_type_mismatch() -> None:
         (2, 48, 91),
         "write timestamps unquoted (`2026-01-31T00:00:00Z`) or convert with `time(text)`",
     )
+
+
+def test_type_mismatch_string_plus_number_explains_there_is_no_conversion() -> None:
+    d = only(compile_error("package p\n" + RULE.format('event.id + 1 == "x1"')))
+    assert d.message == "cannot apply `+` to `string` and `int`"
+    assert d.hint is not None and "nothing is converted implicitly" in d.hint
 
 
 def test_type_mismatch_non_boolean_requirement() -> None:

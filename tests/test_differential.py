@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import reference_interpreter as ref
 import strategies as S
-from policyengine import compile_sources
+from policyengine import Decision, compile_sources
 from policyengine.compiler import types as T
 from policyengine.compiler.lower import Lowerer
 from policyengine.compiler.resolve import resolve
@@ -140,17 +140,44 @@ def prepare(case: S.Case) -> Prepared | None:
                     text)
 
 
-def engine_value(p: Prepared, case: S.Case) -> Any:
-    fn = p.lowerer.expr(p.expr)
-    frame = Frame(case.event, DictState(case.state), case.now, p.lowerer.max_slot + 1)
+def closed_subexpressions(e: ast.Expr) -> list[ast.Expr]:
+    """`e` and every sub-expression that does not mention a quantifier variable bound
+    inside `e`, outermost first: each can be evaluated on its own, so an inner
+    disagreement shows even when the outer expression masks it (an error, a `??`)."""
+    out: list[ast.Expr] = [e]
+    if isinstance(e, ast.Quantifier | ast.ListComp):
+        return out + closed_subexpressions(e.collection)  # the rest sees the variable
+    children: tuple[ast.Expr | None, ...] = ()
+    if isinstance(e, ast.Attr):
+        children = (e.obj,)
+    elif isinstance(e, ast.Index):
+        children = (e.obj, e.key)
+    elif isinstance(e, ast.Unary):
+        children = (e.operand,)
+    elif isinstance(e, ast.Binary):
+        children = (e.left, e.right)
+    elif isinstance(e, ast.BoolOp | ast.ListLit | ast.SetLit):
+        children = e.operands if isinstance(e, ast.BoolOp) else e.items
+    elif isinstance(e, ast.Call) and e.func not in ("passed", "failed", "outcome"):
+        children = e.args
+    for c in children:
+        # Bare `event` is the engine's envelope dict, not a language value: skip it.
+        if c is not None and not isinstance(c, ast.Literal | ast.Root):
+            out += closed_subexpressions(c)
+    return out
+
+
+def engine_value(p: Prepared, w: S.World, node: ast.Expr | None = None) -> Any:
+    fn = p.lowerer.expr(p.expr if node is None else node)
+    frame = Frame(w.event, DictState(w.state), w.now, p.lowerer.max_slot + 1)
     try:
         return fn(frame)
     except EvalError as err:
         return ref.Error(err.undefined, err.message)
 
 
-def reference_env(p: Prepared, case: S.Case) -> ref.Env:
-    return ref.Env(case.event, case.state, case.now, p.types, constants().reference)
+def reference_env(p: Prepared, w: S.World) -> ref.Env:
+    return ref.Env(w.event, w.state, w.now, p.types, constants().reference)
 
 
 def same_result(engine: Any, reference: Any) -> bool:
@@ -163,8 +190,8 @@ def same_result(engine: Any, reference: Any) -> bool:
     return bool(ref.canonical(engine) == ref.canonical(reference))
 
 
-def describe(case: S.Case, engine: Any, reference: Any) -> str:
-    return f"{case!r}\n  engine:    {engine!r}\n  reference: {reference!r}"
+def describe(case: S.Case, w: S.World, engine: Any, reference: Any) -> str:
+    return f"{case!r}\n  {w!r}\n  engine:    {engine!r}\n  reference: {reference!r}"
 
 
 # ---------------------------------------------------------------- generated cases
@@ -181,9 +208,14 @@ def test_values_agree_with_reference(case: S.Case) -> None:
         _ill_typed.append(case.source)
         return
     _checked.append(case.source)
-    engine = engine_value(p, case)
-    reference = ref.evaluate(p.expr, reference_env(p, case))
-    assert same_result(engine, reference), describe(case, engine, reference)
+    nodes = closed_subexpressions(p.expr)
+    for w in case.worlds:
+        env = reference_env(p, w)
+        for node in nodes:
+            engine = engine_value(p, w, node)
+            reference = ref.evaluate(node, env)
+            where = "" if node is p.expr else f"\n  in sub-expression: {p.lowerer.text(node)}"
+            assert same_result(engine, reference), describe(case, w, engine, reference) + where
 
 
 def test_generator_produces_well_typed_expressions() -> None:
@@ -201,24 +233,31 @@ def test_rule_status_agrees_with_reference(case: S.Case) -> None:
     if p is None:
         return
     bundle = compile_sources({"diff.policy": p.source})
-    decision = bundle.evaluate(case.event, DictState(case.state), case.now)
+    for w in case.worlds:
+        check_decision(p, case, w, bundle.evaluate(w.event, DictState(w.state), w.now))
+
+
+def check_decision(p: Prepared, case: S.Case, w: S.World, decision: Decision) -> None:
     statuses = {r.rule: r for r in decision.results}
-    env = reference_env(p, case)
+    env = reference_env(p, w)
     expected = ref.rule_status(None, [p.expr], env)
     got = statuses[S.RULE_ID]
-    assert got.status == expected, describe(case, got.to_dict(), expected)
+    assert got.status == expected, describe(case, w, got.to_dict(), expected)
     guard = ref.rule_status(p.expr, [ast.Literal(value=True)], env)
-    assert statuses[f"{S.PACKAGE}.g"].status == guard, describe(case, statuses, guard)
+    g = statuses[f"{S.PACKAGE}.g"]
+    assert g.status == guard, describe(case, w, g.to_dict(), guard)
+    outcome = ref.decision_outcome((r.status, r.enforcement, False) for r in decision.results)
+    assert decision.outcome.value == outcome
     # Explanations of a top-level comparison report the operands' values.
     e = p.expr
     (req,) = got.requirements
     if isinstance(e, ast.Binary) and e.op != "??" and got.status != "error":
         shown = [side for side in (e.left, e.right)
                  if not isinstance(side, ast.Literal | ast.ConstRef | ast.SetLit | ast.ListLit)]
-        assert len(req.values) == len(shown), req.to_dict()
+        assert [t for t, _ in req.values] == [p.lowerer.text(side) for side in shown]
         for (text, value), side in zip(req.values, shown, strict=True):
             expected_value = ref.evaluate(side, env)
-            assert same_result(value, expected_value), describe(case, (text, value),
+            assert same_result(value, expected_value), describe(case, w, (text, value),
                                                                 expected_value)
 
 
@@ -254,18 +293,19 @@ def _fixture_case(source: str) -> S.Case:
     )
     state = {("model_version", "mv-1"): entity_from_attributes("model_version", "mv-1",
                                                                 {"name": "tox"})}
-    return S.Case("model.deploy_requested", source, T.ANY, event, state, S.T0)
+    return S.Case("model.deploy_requested", source, T.ANY, (S.World(event, state, S.T0),))
 
 
 def _check(source: str, expected: Any, *, engine: bool = True, reference: bool = True) -> None:
     case = _fixture_case(source)
     p = prepare(case)
     assert p is not None, f"`{source}` does not type check"
+    (w,) = case.worlds
     if reference:
-        got = ref.evaluate(p.expr, reference_env(p, case))
+        got = ref.evaluate(p.expr, reference_env(p, w))
         assert same_result(got, expected), f"reference: {got!r}"
     if engine:
-        got = engine_value(p, case)
+        got = engine_value(p, w)
         assert same_result(got, expected), f"engine: {got!r}"
 
 

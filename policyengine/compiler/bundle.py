@@ -26,7 +26,7 @@ from policyengine.compiler.graph import (
     rule_graph,
     topological_order,
 )
-from policyengine.compiler.lower import Lowerer
+from policyengine.compiler.lower import Lowerer, snippet
 from policyengine.compiler.resolve import Program, ResolvedRule, ResolvedTest, resolve
 from policyengine.compiler.schema import TypeEnv, default_env
 from policyengine.compiler.typecheck import Context, check, expect_bool, literal_type
@@ -484,9 +484,7 @@ class _Compiler:
     def info(self, r: ResolvedRule, event_types: tuple[str, ...]) -> RuleInfo:
         d = r.decl
         source = r.module.source
-        texts = tuple(
-            " ".join(source[q.expr.span.start : q.expr.span.end].split()) for q in d.requires
-        )
+        texts = tuple(snippet(source, q.expr.span) for q in d.requires)
         return RuleInfo(
             id=r.qualified,
             name=d.name.value,

@@ -42,6 +42,18 @@ def _undefined_path(text: str, span: ast.Span) -> EvalError:
     return EvalError(f"`{text}` is missing", span, undefined=True)
 
 
+_SNIPPET = re.compile(r'"(?:[^"\\]|\\.)*"|\s+')
+
+
+def snippet(source: str, span: ast.Span) -> str:
+    """The source text of a span on one line: runs of white space outside string
+    literals become one space (strings keep theirs, they are values)."""
+    if span.end <= span.start or not source:
+        return "?"
+    text = source[span.start : span.end]
+    return _SNIPPET.sub(lambda m: m.group(0) if m.group(0)[0] == '"' else " ", text).strip()
+
+
 def _unknown_entity(kind: str, ref: Any, obj_text: str, text: str, span: ast.Span) -> EvalError:
     if ref is None:
         return EvalError(f"`{obj_text}` is null, so `{text}` is missing", span, undefined=True)
@@ -77,10 +89,7 @@ class Lowerer:
         self.max_slot = -1
 
     def text(self, e: ast.Expr) -> str:
-        sp = e.span
-        if sp.end <= sp.start or not self.source:
-            return "?"
-        return re.sub(r"\s+", " ", self.source[sp.start : sp.end])
+        return snippet(self.source, e.span)
 
     def type_of(self, e: ast.Expr) -> T.Type:
         return self.types.get(id(e), T.ANY)
@@ -139,8 +148,11 @@ class Lowerer:
         span = e.span
 
         def make(f: Frame) -> frozenset[Any]:
+            values = [i(f) for i in items]
+            if not _uniform(values):
+                raise EvalError("a set cannot mix booleans and numbers", span)
             try:
-                return frozenset(i(f) for i in items)
+                return frozenset(values)
             except TypeError:
                 raise EvalError("set items must be plain values", span) from None
 
@@ -379,9 +391,7 @@ class Lowerer:
             return lambda f: left(f) != right(f)
         if e.op in ("in", "not in") and not self._untyped(e):
             hay = self._constant(e.right)
-            if isinstance(hay, frozenset | list | tuple | dict) and all(
-                not isinstance(x, bool) for x in hay
-            ):
+            if isinstance(hay, frozenset | list | tuple | dict) and _uniform(hay):
                 members = hay
                 negate = e.op == "not in"
                 ltext = self.text(e.left)
@@ -390,7 +400,7 @@ class Lowerer:
                 def member_const(f: Frame) -> bool:
                     try:
                         return (left(f) in members) is not negate
-                    except TypeError:
+                    except TypeError:  # unhashable value against a set
                         raise EvalError(f"cannot look for `{ltext}` in a set", span) from None
 
                 return member_const
@@ -420,6 +430,8 @@ class Lowerer:
                 return _NOT_CONST
             if isinstance(e, ast.ListLit):
                 return items
+            if not _uniform(items):
+                return _NOT_CONST
             try:
                 return frozenset(items)
             except TypeError:
@@ -427,7 +439,15 @@ class Lowerer:
         return _NOT_CONST
 
     def _untyped(self, e: ast.Binary) -> bool:
-        return T.is_any(self.type_of(e.left)) or T.is_any(self.type_of(e.right))
+        """Whether either side may hold values of any type at run time, so equality
+        must be strict (Python's `True == 1` must not leak into the language)."""
+        left, right = self.type_of(e.left), self.type_of(e.right)
+        if T.is_any(left) or T.is_any(right):
+            return True
+        if e.op in ("in", "not in"):
+            elem = T.element_type(right)
+            return elem is None or T.is_any(elem)
+        return False
 
     def _binary_op(self, e: ast.Binary) -> Callable[[Any, Any], Any]:
         """The operator of `e` as a function of its two operand values."""
@@ -446,8 +466,9 @@ class Lowerer:
                 if not isinstance(hay, list | tuple | frozenset | set | dict):
                     raise EvalError(f"`{rtext}` is `{format_value(hay)}`, not a collection", span)
                 try:
-                    if untyped and isinstance(needle, bool):
-                        found = any(strict_eq(needle, x) for x in hay)
+                    if untyped:
+                        keys = hay.keys() if isinstance(hay, dict) else hay
+                        found = any(strict_eq(needle, x) for x in keys)
                     else:
                         found = needle in hay
                 except TypeError:
@@ -490,6 +511,9 @@ class Lowerer:
             if e.distinct_key is not None:
                 key = self.expr(e.distinct_key)
                 kspan = e.distinct_key.span
+                if T.is_any(self.type_of(e.distinct_key)):
+                    raw_key = key
+                    key = lambda f: _strict_key(raw_key(f))  # noqa: E731
 
                 def count_distinct(f: Frame) -> int:
                     seen: set[Any] = set()
@@ -645,7 +669,12 @@ class Lowerer:
 
             return matches
         args = tuple(self.expr(a) for a in e.args)
+        if name == "time":
+            only = args[0]
+            return lambda f: _parse_time(only(f), span)
         impl = _FUNCS[name]
+        if name == "distinct" and T.is_any(T.element_type(self.type_of(e.args[0])) or T.ANY):
+            impl = _distinct_strict
 
         def call(f: Frame) -> Any:
             values = [a(f) for a in args]
@@ -658,9 +687,6 @@ class Lowerer:
                 detail = str(exc) if isinstance(exc, ValueError) else "wrong kind of value"
                 raise EvalError(f"`{name}({shown})` failed: {detail}", span) from None
 
-        if name == "time":
-            only = args[0]
-            return lambda f: _parse_time(only(f), span)
         return call
 
     # ------------------------------------------------------------ explanations
@@ -772,6 +798,25 @@ def _worth_showing(e: ast.Expr) -> bool:
 
 def _distinct(xs: Any) -> list[Any]:
     return list(dict.fromkeys(iterate(xs)))
+
+
+def _strict_key(v: Any) -> Any:
+    """A hashing key under which `true` and `1` stay different."""
+    return (True, v) if isinstance(v, bool) else (False, v)
+
+
+def _distinct_strict(xs: Any) -> list[Any]:
+    seen: dict[Any, Any] = {}
+    for x in iterate(xs):
+        seen.setdefault(_strict_key(x), x)
+    return list(seen.values())
+
+
+def _uniform(values: Any) -> bool:
+    """No mix of booleans and numbers, so Python's `in` is the language's `in`."""
+    has_bool = any(isinstance(x, bool) for x in values)
+    has_num = any(isinstance(x, int | float) and not isinstance(x, bool) for x in values)
+    return not (has_bool and has_num)
 
 
 def _minmax(fn: Callable[..., Any]) -> Callable[[Any], Any]:

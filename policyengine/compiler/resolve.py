@@ -96,7 +96,8 @@ class _Scope:
                 Code.UNDEFINED_RULE,
                 f"undefined rule `{e.id}` in package `{self.package}`",
                 e.span,
-                did_you_mean(e.id, self._local_rules()),
+                did_you_mean(e.id, self._local_rules())
+                or _rules_hint(self.package, self._local_rules()),
             )
             return ast.RuleRef(qualified=q, span=e.span)
         if isinstance(e, ast.Attr) and isinstance(e.obj, ast.Name) and e.obj.id in self.aliases:
@@ -110,9 +111,18 @@ class _Scope:
                 Code.UNDEFINED_RULE,
                 f"undefined rule `{e.name}` in package `{pkg}`",
                 e.span,
-                did_you_mean(e.name, names),
+                did_you_mean(e.name, names) or _rules_hint(pkg, names),
             )
             return ast.RuleRef(qualified=q, span=e.span)
+        if isinstance(e, ast.Attr) and isinstance(e.obj, ast.Name):
+            self.error(
+                Code.UNDEFINED_NAME,
+                f"`{e.obj.id}` is not an imported package",
+                e.obj.span,
+                f"add `import <package>` (or `import <package> as {e.obj.id}`), "
+                f"then write `{e.obj.id}.{e.name}`",
+            )
+            return e
         self.error(
             Code.TYPE_MISMATCH,
             "expected a rule name",
@@ -324,6 +334,14 @@ def resolve(modules: Sequence[ast.Module], diags: list[Diagnostic]) -> Program:
                     refs.append(_resolve_rule_name(step.rule, scope, program, diags))
             program.tests.append(ResolvedTest(m.package.value, t, m, tuple(refs)))
     return program
+
+
+def _rules_hint(package: str, names: list[str]) -> str:
+    """What a rule reference may name, for when no name is close to the typo."""
+    if not names:
+        return f"package `{package}` has no rules; write `alias.rule` for an imported package's"
+    shown = ", ".join(f"`{n}`" for n in sorted(names)[:8])
+    return f"rules in package `{package}`: {shown}{', …' if len(names) > 8 else ''}"
 
 
 def _resolve_rule_name(

@@ -148,6 +148,14 @@ def _check(e: ast.Expr, ctx: Context) -> T.Type:
         for i, t in zip(e.items, items, strict=True):
             if not _hashable(t):
                 ctx.error(Code.TYPE_MISMATCH, f"a set cannot hold `{t}` values", i.span)
+        stripped = {T.strip(t) for t in items}
+        if T.BOOL in stripped and stripped & set(T.NUMERIC):
+            ctx.error(
+                Code.TYPE_MISMATCH,
+                "a set cannot mix booleans and numbers",
+                e.span,
+                "`true` and `1` would be the same member; use a list, or one kind of value",
+            )
         return T.SetOf(_join_all(items))
     if isinstance(e, ast.Quantifier):
         return _quantifier(e, ctx)
@@ -329,14 +337,18 @@ def _binary(e: ast.Binary, ctx: Context) -> T.Type:
         return T.DURATION
     if ls in T.NUMERIC and rs == T.DURATION and op == "*":
         return T.DURATION
-    return ctx.error(
-        Code.TYPE_MISMATCH,
-        f"cannot apply `{op}` to `{lt}` and `{rt}`",
-        e.span,
-        "time arithmetic: `timestamp - timestamp` is a duration, `timestamp ± duration` a timestamp"
-        if T.TIMESTAMP in (ls, rs) or T.DURATION in (ls, rs)
-        else None,
-    )
+    why: str | None = None
+    if T.TIMESTAMP in (ls, rs) or T.DURATION in (ls, rs):
+        why = (
+            "time arithmetic: `timestamp - timestamp` is a duration, "
+            "`timestamp ± duration` a timestamp"
+        )
+    elif op == "+" and T.STRING in (ls, rs):
+        why = (
+            "`+` joins two strings and adds numbers; nothing is converted implicitly "
+            '(to show a value in a message, write `"… {value} …"`)'
+        )
+    return ctx.error(Code.TYPE_MISMATCH, f"cannot apply `{op}` to `{lt}` and `{rt}`", e.span, why)
 
 
 def _mismatch_hint(a: T.Type, b: T.Type) -> str | None:

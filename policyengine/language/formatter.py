@@ -253,9 +253,7 @@ def _render(doc: Doc, indent: int, width: int = WIDTH) -> list[str]:
         elif isinstance(d, _Comment):
             if d.own_line and lines[-1].strip():
                 newline(ind)
-            first, *more = d.text.split("\n")
-            lines[-1] += (first if not lines[-1].strip() else "  " + first).rstrip()
-            lines.extend(m.rstrip() for m in more)
+            _append_comment(lines, d.text, ind)
             after_comment = True
         elif isinstance(d, _Fill):
             for i, word in enumerate(d.words):
@@ -269,6 +267,17 @@ def _render(doc: Doc, indent: int, width: int = WIDTH) -> list[str]:
         elif mode == _BREAK:  # _IfBreak
             text(d.text, ind)
     return lines
+
+
+def _append_comment(lines: list[str], comment: str, indent: int) -> None:
+    """Put `comment` at the end of the last line. After a `//` comment only text that
+    stays on that line is safe, so a multi-line block comment then starts a new line."""
+    first, *more = comment.split("\n")
+    if more and any(c.text.startswith("//") for c in collect_comments(lines[-1])):
+        lines.append(" " * indent)
+    last = lines[-1]
+    lines[-1] = (last + "  " + first if last.strip() else last + first).rstrip()
+    lines.extend(m.rstrip() for m in more)
 
 
 def _flat(doc: Doc) -> str:
@@ -850,7 +859,8 @@ def _attach(
         return next((u for u in units if u.start <= pos < u.end), None)
 
     def innermost(unit: _Unit, pos: int) -> _Slots | None:
-        inside = [s for s in unit.slots if s.start <= pos < s.end]
+        # A closing bracket belongs with the list as a whole, not with its last item.
+        inside = [s for s in unit.slots if s.start <= pos < s.end - (1 if s.bracketed else 0)]
         return min(inside, key=lambda s: s.end - s.start, default=None)
 
     def place_after_code(unit: _Unit, c: Comment, code: int) -> None:
@@ -897,8 +907,10 @@ def _attach(
                 child = containing(unit.children, code)
                 if child is None and code == unit.end - 1:
                     note(unit.key).trailing.append(c)
-                elif child is None:
+                elif child is None and code >= unit.body:
                     note(unit.key).header.append(c)
+                elif child is None:  # between `rule`/`test` and `{`
+                    note(unit.key).leading.append(c)
                 else:
                     place_after_code(child, c, code)
             else:
@@ -955,9 +967,7 @@ class _Printer:
 
     def append_trailing(self, comments: Sequence[Comment]) -> None:
         for c in comments:
-            first, *more = c.text.split("\n")
-            self.lines[-1] += "  " + first.rstrip()
-            self.lines.extend(m.rstrip() for m in more)
+            _append_comment(self.lines, c.text, 0)
 
     def leaf(self, key: Key, doc: Doc, indent: int, head: Sequence[str] = ()) -> None:
         n = self._note(key)

@@ -634,9 +634,7 @@ def _expected_text(expected: set[str], parser: Lark) -> str:
         terms -= _OPERAND
     if len(terms & _OPERATORS) >= 3:
         phrases.append("an operator")
-        terms -= _OPERATORS
-        terms.discard("__ANON_0")  # `??`
-        terms = {t for t in terms if _term_text(t, parser) != "??"}
+        terms = {t for t in terms - _OPERATORS if _term_text(t, parser) != "??"}
     if len(terms & _CLAUSES.keys()) >= 3:
         phrases.append("a rule clause (`layer`, `on`, `require`, …)")
         terms -= _CLAUSES.keys()
@@ -694,7 +692,7 @@ _EXAMPLES: dict[str, list[str]] = {
     ],
     'references are strings: `refs "21 CFR 11.10(a)"`': ["package p\nrule r { refs CFR }"],
     'a title is a string: `title "Two-person rule"`': ["package p\nrule r { title Two }"],
-    "write the value without quotes, e.g. `layer audit`": [
+    "write the value without quotes, e.g. `layer audit` or `enforce soft`": [
         'package p\nrule r { layer "audit" }',
         'package p\nrule r { severity "high" }',
         'package p\nrule r { enforce "soft" }',
@@ -720,11 +718,42 @@ _EXAMPLES: dict[str, list[str]] = {
 }
 
 
-# LALR states differ between a rule's first clause and later ones: try both.
-for _label, _texts in _EXAMPLES.items():
-    _texts.extend(
-        t.replace("rule r { ", "rule r { layer a ") for t in list(_texts) if "rule r { " in t
-    )
+@cache
+def _example_errors(start: str) -> tuple[tuple[str, int, frozenset[str], str, str], ...]:
+    """Each example's error as (label, LALR state, acceptable terminals, token type,
+    token text), computed once per start symbol."""
+    parser = _parser()
+    out: list[tuple[str, int, frozenset[str], str, str]] = []
+    for label, texts in _EXAMPLES.items():
+        for text in texts:
+            try:
+                parser.parse(text, start=start)
+            except UnexpectedToken as ex:
+                out.append(
+                    (label, ex.state.position, frozenset(ex.accepts or ()), ex.token.type, ex.token)
+                )
+            except UnexpectedInput:
+                continue
+    return tuple(out)
+
+
+def _example_hint(err: UnexpectedToken, start: str) -> str | None:
+    """The label of the example whose error happened in the same parser state.
+
+    Like lark's `match_examples`, but it compares only the state on top of the stack
+    (and what it accepts), not the stack depth, so an example also matches when the
+    same mistake sits deeper inside brackets, calls or later clauses.
+    """
+    state = getattr(err.state, "position", None)
+    accepts = frozenset(err.accepts or ())
+    found: str | None = None
+    for label, position, ex_accepts, token_type, token in _example_errors(start):
+        if position != state or ex_accepts != accepts:
+            continue
+        if token_type == err.token.type and token == err.token:
+            return label
+        found = found or label
+    return found
 
 
 def _word_at(text: str, pos: int) -> tuple[int, int] | None:
@@ -914,9 +943,7 @@ def _syntax_diagnostic(
     err: UnexpectedInput, text: str, file: str, parser: Lark, start: str = "start"
 ) -> Diagnostic:
     """Translate a lark error into one diagnostic with a natural expected-list and a hint."""
-    if isinstance(err, UnexpectedToken | UnexpectedCharacters) and not isinstance(
-        err, UnexpectedEOF
-    ):
+    if isinstance(err, UnexpectedToken | UnexpectedCharacters):
         pos = err.pos_in_stream if isinstance(err, UnexpectedCharacters) else err.token.start_pos
         bad_ts = _offsetless_timestamp(text, file, pos or 0)
         if bad_ts is not None:
@@ -924,14 +951,8 @@ def _syntax_diagnostic(
     hint: str | None = None
     # Only token errors: an unexpected character shares the parser state of unrelated
     # examples (`1 @` looks like `[1 2]`), so their hints would mislead.
-    if not isinstance(err, UnexpectedCharacters):
-        try:
-            label = err.match_examples(
-                lambda s: parser.parse(s, start=start), _EXAMPLES, use_accepts=True
-            )
-            hint = str(label) if label else None
-        except Exception:  # match_examples re-parses; never let a hint crash the report
-            hint = None
+    if isinstance(err, UnexpectedToken) and err.state is not None:
+        hint = _example_hint(err, start)
 
     if isinstance(err, UnexpectedEOF):
         return _eof_diagnostic(text, file, set(err.expected), parser, hint)
