@@ -64,8 +64,10 @@ def seeded_state(n_models: int = 200, seed: int = 7) -> tuple[MemoryStateStore, 
             entity_from_attributes(
                 "training_run",
                 run,
-                {"inputs": [f"ds-{rnd.randrange(40)}" for _ in range(rnd.randint(1, 3))],
-                 "purpose": "research"},
+                {
+                    "inputs": [f"ds-{rnd.randrange(40)}" for _ in range(rnd.randint(1, 3))],
+                    "purpose": "research",
+                },
             ),
         )
         author = f"u{rnd.randrange(10)}"
@@ -85,8 +87,13 @@ def seeded_state(n_models: int = 200, seed: int = 7) -> tuple[MemoryStateStore, 
             entity_from_attributes(
                 "model_version",
                 mv,
-                {"name": f"tox-{m}", "version": "1", "created_by": author,
-                 "training_run": run, "approvals": approvals},
+                {
+                    "name": f"tox-{m}",
+                    "version": "1",
+                    "created_by": author,
+                    "training_run": run,
+                    "approvals": approvals,
+                },
             ),
         )
         models.append(mv)
@@ -125,7 +132,7 @@ _TEMPLATES = [
     ),
     (
         "model.deploy_requested",
-        "require none(a in subject.approvals where a.meaning == \"rejected\""
+        'require none(a in subject.approvals where a.meaning == "rejected"'
         " and now - a.time < {k}d)",
     ),
     (
@@ -139,14 +146,28 @@ _TEMPLATES = [
     ),
     (
         "run.started",
-        'require all(d in event.inputs: event.purpose in d.allowed_purposes or d.classification == "public" or d.classification == "internal")',
+        "require all(d in event.inputs: event.purpose in d.allowed_purposes"
+        ' or d.classification == "public" or d.classification == "internal")',
     ),
-    ("run.started", 'require has(event.code_commit) and matches(event.code_commit ?? "", "^[0-9a-f]{{7,40}}$")'),
+    (
+        "run.started",
+        'require has(event.code_commit) and matches(event.code_commit ?? "", "^[0-9a-f]{{7,40}}$")',
+    ),
     ("run.started", "require len(event.inputs) <= {k}0"),
-    ("dataset.accessed", 'require event.purpose in subject.allowed_purposes or subject.classification == "public"'),
-    ("dataset.accessed", 'require not (subject.classification == "PHI" and not subject.deidentified) or event.purpose == "treatment"'),
+    (
+        "dataset.accessed",
+        'require event.purpose in subject.allowed_purposes or subject.classification == "public"',
+    ),
+    (
+        "dataset.accessed",
+        'require not (subject.classification == "PHI" and not subject.deidentified)'
+        ' or event.purpose == "treatment"',
+    ),
     ("approval.recorded", "require event.signer != subject.created_by"),
-    ("approval.recorded", 'require event.role in {{"qa", "domain_expert", "qa_lead"}} or event.meaning == "reviewed"'),
+    (
+        "approval.recorded",
+        'require event.role in {{"qa", "domain_expert", "qa_lead"}} or event.meaning == "reviewed"',
+    ),
     ("prediction.batch_completed", "require (event.row_count ?? 0) < {k}00000"),
     ("prediction.batch_completed", 'require starts_with(event.endpoint ?? "", "ep-")'),
 ]
@@ -184,27 +205,47 @@ def mixed_events(models: list[str], n: int, seed: int = 13) -> list[dict[str, An
         r = rnd.random()
         mv = rnd.choice(models)
         if r < 0.35:
-            ev = {"type": "model.deploy_requested", "subject": {"kind": "model_version", "id": mv},
-                  "attributes": {"target": {"environment": rnd.choice(["production", "staging"])}}}
+            ev = {
+                "type": "model.deploy_requested",
+                "subject": {"kind": "model_version", "id": mv},
+                "attributes": {"target": {"environment": rnd.choice(["production", "staging"])}},
+            }
         elif r < 0.55:
-            ev = {"type": "run.started", "subject": {"kind": "training_run", "id": f"run-x{i}"},
-                  "attributes": {"inputs": [f"ds-{rnd.randrange(40)}" for _ in range(2)],
-                                 "purpose": rnd.choice(["research", "treatment"]),
-                                 "code_commit": rnd.choice(["9fceb02", "main", None])}}
+            ev = {
+                "type": "run.started",
+                "subject": {"kind": "training_run", "id": f"run-x{i}"},
+                "attributes": {
+                    "inputs": [f"ds-{rnd.randrange(40)}" for _ in range(2)],
+                    "purpose": rnd.choice(["research", "treatment"]),
+                    "code_commit": rnd.choice(["9fceb02", "main", None]),
+                },
+            }
         elif r < 0.75:
-            ev = {"type": "dataset.accessed", "subject": {"kind": "dataset",
-                                                          "id": f"ds-{rnd.randrange(40)}"},
-                  "attributes": {"purpose": rnd.choice(["research", "marketing"])}}
+            ev = {
+                "type": "dataset.accessed",
+                "subject": {"kind": "dataset", "id": f"ds-{rnd.randrange(40)}"},
+                "attributes": {"purpose": rnd.choice(["research", "marketing"])},
+            }
         elif r < 0.9:
-            ev = {"type": "approval.recorded", "subject": {"kind": "model_version", "id": mv},
-                  "attributes": {"signer": f"u{rnd.randrange(10)}",
-                                 "role": rnd.choice(["qa", "ml_engineer"]),
-                                 "meaning": "approved"}}
+            ev = {
+                "type": "approval.recorded",
+                "subject": {"kind": "model_version", "id": mv},
+                "attributes": {
+                    "signer": f"u{rnd.randrange(10)}",
+                    "role": rnd.choice(["qa", "ml_engineer"]),
+                    "meaning": "approved",
+                },
+            }
         else:
-            ev = {"type": "prediction.batch_completed",
-                  "subject": {"kind": "prediction_batch", "id": f"pb-{i}"},
-                  "attributes": {"model_version": mv, "endpoint": rnd.choice(["ep-1", "x"]),
-                                 "row_count": rnd.randrange(1000)}}
+            ev = {
+                "type": "prediction.batch_completed",
+                "subject": {"kind": "prediction_batch", "id": f"pb-{i}"},
+                "attributes": {
+                    "model_version": mv,
+                    "endpoint": rnd.choice(["ep-1", "x"]),
+                    "row_count": rnd.randrange(1000),
+                },
+            }
         ev.update({"id": f"mx-{i}", "time": t, "actor": {"id": "svc"}})
         if ev["attributes"].get("code_commit", 0) is None:
             del ev["attributes"]["code_commit"]

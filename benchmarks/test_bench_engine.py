@@ -53,7 +53,8 @@ def _native_oversight(event: dict[str, Any], state: Any) -> tuple[str, tuple[Any
     signers = {
         a["signer"]
         for a in mv["approvals"]
-        if a["meaning"] == "approved" and a["role"] in ("qa", "domain_expert")
+        if a["meaning"] == "approved"
+        and a["role"] in ("qa", "domain_expert")
         and a["signer"] != author
     }
     run = state.get("training_run", mv["training_run"])

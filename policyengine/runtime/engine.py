@@ -27,9 +27,7 @@ from policyengine.runtime.clock import Clock, event_time
 from policyengine.runtime.decision import Decision, Outcome
 
 
-def judge(
-    bundle: Bundle, state: StateStore, event: dict[str, Any], now: datetime
-) -> Decision:
+def judge(bundle: Bundle, state: StateStore, event: dict[str, Any], now: datetime) -> Decision:
     """Decide one validated event against the state it would produce; commit that
     state unless the decision is `deny`. The one place this rule is implemented."""
     change = reduce_event(state, event)
