@@ -156,3 +156,13 @@ def test_soft_rules_are_overridable_by_an_override_role(bundle: Bundle) -> None:
         for role in info.override_by:
             decision = _override_decision(bundle, info.id, role)
             assert decision.outcome.value == "allow", (info.id, role)
+
+
+def test_library_is_in_canonical_format() -> None:
+    """The shipped library is what `policyengine fmt` writes, so users' `fmt --check` on a
+    copy of it stays quiet."""
+    from policyengine.language.formatter import format_source
+
+    for path in sorted(POLICIES.glob("*.policy")):
+        text = path.read_text(encoding="utf-8")
+        assert format_source(text, str(path)) == text, f"{path} is not formatted"

@@ -11,6 +11,12 @@ Layout: `package`, imports sorted, constants, then rules and tests in source
 order; rule clauses in one fixed order; two spaces per block level; expressions
 break at the loosest `and`/`or`, before `where` and after `:` in quantifiers, and
 inside long list, set and data literals, with a hanging indent of two.
+
+Comments: an end-of-line comment stays at the end of the line of what it follows
+(a declaration, clause, test step, `and`/`or` operand, or list, set or data
+item); a comment on its own line stays before what follows it, or before the
+closing `}` of its block. A comment anywhere else inside an expression moves to
+just before its clause: never lost, never able to comment out code.
 """
 
 from __future__ import annotations
@@ -392,6 +398,10 @@ _OPERANDS = {
 }
 
 
+def _is_coalesce(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Binary) and e.op == "??"
+
+
 def _prec(e: ast.Expr) -> int:
     if isinstance(e, ast.BoolOp):
         return _OR if e.op == "or" else _AND
@@ -450,6 +460,10 @@ class _Docs:
             if e.op not in _BINARY_PREC:
                 raise ValueError(f"unknown operator `{e.op}`")
             left, right = _OPERANDS[_BINARY_PREC[e.op]]
+            if e.op != "??":
+                # `(x ?? "") == "y"` reads better than the minimal `x ?? "" == "y"`.
+                left = _ATOM if _is_coalesce(e.left) else left
+                right = _ATOM if _is_coalesce(e.right) else right
             return [self.sub(e.left, left), f" {e.op} ", self.sub(e.right, right)]
         if isinstance(e, ast.BoolOp):
             return self.boolop(e)
@@ -624,7 +638,11 @@ class _Docs:
                     doc.append(f" by {_string(step.actor)}")
                 if step.time is not None:
                     doc.append(f" at {_timestamp(step.time)}")
-                if step.attributes or self._slot(step.attributes, "end"):
+                if (
+                    step.attributes
+                    or self._slot(step.attributes, "open")
+                    or self._slot(step.attributes, "end")
+                ):
                     doc += [" ", self.data(step.attributes)]
                 out.append((key, doc))
             elif isinstance(step, ast.ExpectOutcome):
@@ -868,17 +886,19 @@ def _attach(
         if line(unit.end - 1) == c.span.line:
             note(unit.key).trailing.append(c)
             return
-        s = innermost(unit, code)
-        if s is not None:
+        opened = [s for s in unit.slots if s.bracketed and s.start == code]
+        if opened:  # right after `[` or `{`
+            slot(opened[0], "open").trailing.append(c)
+            return
+        # The outermost list whose element (at or before the code) ends on this
+        # line takes the comment after that element. Outermost, because inner
+        # lists can disappear into their element when parentheses are dropped.
+        for s in sorted(unit.slots, key=lambda s: s.start - s.end):
+            if not s.start <= code < s.end - (1 if s.bracketed else 0):
+                continue
             at = max((i for i, (a, _) in enumerate(s.elements) if a <= code), default=None)
-            if at is not None:
-                # Only an element that ends on this line keeps the comment after it:
-                # anywhere else the comment would drift to a different line.
-                if line(s.elements[at][1] - 1) == c.span.line:
-                    slot(s, at).trailing.append(c)
-                    return
-            elif s.bracketed:
-                slot(s, "open").trailing.append(c)
+            if at is not None and line(s.elements[at][1] - 1) == c.span.line:
+                slot(s, at).trailing.append(c)
                 return
         note(unit.key).leading.append(c)
 
