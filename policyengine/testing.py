@@ -224,7 +224,7 @@ def _event_json(
         "id": f"{_slug(t.decl.name)}-{n}",
         "type": step.type.value,
         "time": format_timestamp(when) if when is not None else "1970-01-01T00:00:00Z",
-        "actor": {"id": step.actor or "test-actor"},
+        "actor": {"id": step.actor or "test-actor", "roles": list(step.actor_roles or ())},
         "subject": {"kind": spec.subject_kind if spec else "", "id": step.subject_id},
         "attributes": step.attributes,
     }

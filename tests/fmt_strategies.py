@@ -36,8 +36,8 @@ __all__ = [
 
 # Keywords of the language that the contextual lexer still reads as names in
 # expression position are included on purpose.
-NAMES = ["a", "b", "x", "y2", "_t", "subject", "event", "now", "QA_ROLES", "in", "or", "and",
-         "for", "where", "distinct", "layer", "message", "pass", "allow", "at", "by", "else"]  # fmt: skip
+NAMES = [*"abx", "y2", "_t", "subject", "event", "now", "QA_ROLES", "in", "or", "and", "for"]
+NAMES += ["where", "distinct", "layer", "message", "pass", "allow", "at", "by", "else"]
 ATTRS = [*NAMES, "true", "null", "not", "all", "count", "approvals", "environment"]
 FUNCS = ["has", "len", "matches", "lower", "sum", "distinct", "passed", "f_1"]
 EVENT_PATTERNS = ["model.deployed", "model.*", "*", "dataset.registered", "a1.b_2.c*"]
@@ -207,7 +207,8 @@ steps = st.one_of(
         actor=optional_text,
         time=st.none() | timestamps,
         attributes=data_objects,
-    ),
+        actor_roles=st.none() | st.lists(texts, max_size=3).map(tuple),
+    ).filter(lambda e: e.actor is not None or e.actor_roles is None),
     st.builds(
         ast.ExpectOutcome,
         outcome=st.sampled_from(["allow", "allow_with_warnings", "deny", "review_required"]),

@@ -220,6 +220,8 @@ class TestEvent:
     time: datetime | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     span: Span = _span()
+    # `by "u1" roles ["qa"]`: the actor's roles (None when not written).
+    actor_roles: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

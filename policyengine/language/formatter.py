@@ -636,6 +636,8 @@ class _Docs:
                 ]
                 if step.actor is not None:
                     doc.append(f" by {_string(step.actor)}")
+                    if step.actor_roles is not None:
+                        doc += [" roles ", self.data(list(step.actor_roles))]
                 if step.time is not None:
                     doc.append(f" at {_timestamp(step.time)}")
                 if (

@@ -293,7 +293,7 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def event_stmt(self, meta: Meta, items: list[Any]) -> ast.TestEvent:
-        etype, subject, actor, at, data = items
+        etype, subject, actor, roles, at, data = items
         return ast.TestEvent(
             self.ident(etype),
             decode_string(str(subject)),
@@ -301,6 +301,7 @@ class _Builder(Transformer[Token, Any]):
             parse_timestamp(str(at)) if at is not None else None,
             data if data is not None else {},
             self.meta_span(meta),
+            tuple(roles) if roles is not None else None,
         )
 
     @v_args(meta=True)
