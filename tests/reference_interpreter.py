@@ -6,7 +6,7 @@ types) and compare. This file is written from the language notes, not from
 `lower.py`: one recursive `match` over the *resolved* AST, values as plain
 Python data, no specialisation and no caching — slow, but easy to check by eye.
 
-Semantics implemented (see /work/notes/language.md):
+Semantics implemented (spec/language.md; /work/notes/language.md before it existed):
 
 * a missing attribute, a null in the middle of a path and an unknown entity are
   *undefined* errors; `has(x)` and `x ?? y` absorb those and nothing else;
@@ -17,9 +17,9 @@ Semantics implemented (see /work/notes/language.md):
 * ordering is defined for number/number, string/string, timestamp/timestamp and
   duration/duration only (so ordering null is an error);
 * arithmetic is defined only for the combinations the language documents
-  (numbers, string concatenation, timestamp and duration arithmetic);
-* sets hold distinct plain values (strict equality) and iterate sorted; maps
-  iterate by sorted key;
+  (numbers, `%` on two ints, string concatenation, timestamp and duration arithmetic);
+* sets hold distinct plain values (strict equality), never booleans together with
+  numbers, and iterate sorted; maps iterate by sorted key;
 * `min`/`max` of an empty collection and division by zero are errors.
 
 Entity references are followed by *static* type: the interpreter reads the type
@@ -119,7 +119,9 @@ def strict_equal(a: Any, b: Any) -> bool:
 
 
 class RefSet:
-    """A set value: distinct plain items under strict equality, kept sorted."""
+    """A set value: distinct plain items under strict equality, kept sorted. A set may
+    not mix booleans and numbers (the language's rule: in most hosts `true` and `1`
+    would be one member)."""
 
     __slots__ = ("items",)
 
@@ -130,6 +132,9 @@ class RefSet:
                 raise RefError("set items must be plain values")
             if not any(strict_equal(v, u) for u in distinct):
                 distinct.append(v)
+        kinds = {kind_of(v) for v in distinct}
+        if {"bool", "number"} <= kinds:
+            raise RefError("a set cannot mix booleans and numbers")
         self.items: tuple[Any, ...] = tuple(sorted(distinct, key=order_key))
 
     def contains(self, v: Any) -> bool:
@@ -230,9 +235,6 @@ class Env:
         return entity
 
 
-Vars = tuple[tuple[int, Any], ...]
-
-
 def evaluate(e: ast.Expr, env: Env) -> Any:
     """The value of `e`, or an `Error` marker."""
     try:
@@ -250,7 +252,7 @@ def _bool(v: Any, what: str) -> bool:
     raise RefError(f"{what} must be a boolean, got `{v!r}`")
 
 
-def _eval(e: ast.Expr, env: Env, bound: dict[int, Any]) -> Any:  # noqa: PLR0911, PLR0912
+def _eval(e: ast.Expr, env: Env, bound: dict[int, Any]) -> Any:
     if isinstance(e, ast.Literal):
         return e.value
     if isinstance(e, ast.ConstRef):
@@ -381,7 +383,7 @@ def apply_binary(op: str, a: Any, b: Any) -> Any:
         raise RefError("arithmetic overflow") from None
 
 
-def _arith(op: str, a: Any, b: Any, ka: str, kb: str) -> Any:  # noqa: PLR0911
+def _arith(op: str, a: Any, b: Any, ka: str, kb: str) -> Any:
     pair = (ka, kb)
     if pair == ("number", "number"):
         if op == "+":
@@ -392,8 +394,8 @@ def _arith(op: str, a: Any, b: Any, ka: str, kb: str) -> Any:  # noqa: PLR0911
             return a * b
         if op == "/":
             return a / b
-        if op == "%":
-            return a % b
+        if op == "%" and isinstance(a, int) and isinstance(b, int):
+            return a % b  # floor modulo: the sign of the divisor
     if pair == ("string", "string") and op == "+":
         return a + b
     if pair == ("timestamp", "timestamp") and op == "-":
@@ -459,16 +461,21 @@ def witness(e: ast.Quantifier, env: Env) -> tuple[bool, Any] | None:
 
 # ---------------------------------------------------------------- functions
 
+# RFC 3339 §5.6 `date-time`: "T"/"Z" may be lower case; any number of fraction digits.
 _RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})"
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
 )
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """RFC 3339 `date-time` (with a required offset) → aware UTC datetime."""
-    if not _RFC3339.fullmatch(text):
+    """RFC 3339 `date-time` (with a required offset) → aware UTC datetime, truncated to
+    microseconds (the language's precision)."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
         raise RefError(f"`{text}` is not an RFC 3339 timestamp")
-    norm = text.upper().replace("Z", "+00:00")
+    date, clock, fraction, offset = m.groups()
+    micros = f".{(fraction + '00000')[:6]}" if fraction else ""
+    norm = f"{date}T{clock}{micros}{'+00:00' if offset in ('Z', 'z') else offset}"
     try:
         return datetime.fromisoformat(norm).astimezone(UTC)
     except ValueError:
@@ -486,7 +493,7 @@ def _static_item(env: Env, node: ast.Expr) -> T.Type:
     return T.strip(elem) if elem is not None else T.ANY
 
 
-def _call(e: ast.Call, env: Env, bound: dict[int, Any]) -> Any:  # noqa: PLR0911, PLR0912
+def _call(e: ast.Call, env: Env, bound: dict[int, Any]) -> Any:
     name = e.func
     if name in ("passed", "failed", "outcome"):
         arg = e.args[0]
@@ -618,9 +625,13 @@ def active_override(
 def decision_outcome(results: Iterable[tuple[str, str, bool]]) -> str:
     """Fold `(status, enforcement, overridden)` triples into a decision outcome:
     hard fail/error → deny; soft fail/error without a valid override → review_required;
-    advisory fail/error or an overridden soft rule → allow_with_warnings; else allow."""
-    failing = [(enf, overridden) for status, enf, overridden in results
-               if status in ("fail", "error")]
+    advisory fail/error or an overridden soft failure → allow_with_warnings; else allow.
+    An override covers a soft *failure* only, never an error (spec §14)."""
+    failing = [
+        (enf, overridden and status == "fail")
+        for status, enf, overridden in results
+        if status in ("fail", "error")
+    ]
     if any(enf == "hard" for enf, _ in failing):
         return "deny"
     if any(enf == "soft" and not overridden for enf, overridden in failing):

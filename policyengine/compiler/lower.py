@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from policyengine.compiler import types as T
@@ -32,10 +32,67 @@ def _bool_error(v: Any, span: ast.Span, what: str) -> EvalError:
 
 
 def strict_eq(a: Any, b: Any) -> bool:
-    """Equality that never confuses `true` with `1` (Python does)."""
+    """Equality that never confuses `true` with `1` (Python does), at any depth."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(strict_eq(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(strict_eq(a[k], b[k]) for k in a)
+    if isinstance(a, frozenset | set) and isinstance(b, frozenset | set):
+        return len(a) == len(b) and all(any(strict_eq(x, y) for y in b) for x in a)
     return bool(a == b)
+
+
+def value_kind(v: Any) -> str:
+    """The language-level kind of a run-time value, for checks on untyped data."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, datetime):
+        return "timestamp"
+    if isinstance(v, timedelta):
+        return "duration"
+    if isinstance(v, list | tuple):
+        return "list"
+    if isinstance(v, frozenset | set):
+        return "set"
+    if isinstance(v, dict):
+        return "map"
+    return "other"
+
+
+_ORDERED_KINDS = frozenset({"number", "string", "timestamp", "duration"})
+# (operator, left kind, right kind) combinations the language defines.
+_ARITH = frozenset(
+    {(op, "number", "number") for op in "+-*/%"}
+    | {
+        ("+", "string", "string"),
+        ("+", "timestamp", "duration"),
+        ("-", "timestamp", "duration"),
+        ("+", "duration", "timestamp"),
+        ("-", "timestamp", "timestamp"),
+        ("+", "duration", "duration"),
+        ("-", "duration", "duration"),
+        ("/", "duration", "duration"),
+        ("*", "duration", "number"),
+        ("/", "duration", "number"),
+        ("*", "number", "duration"),
+    }
+)
+
+
+def _allowed(op: str, a: Any, b: Any) -> bool:
+    """Whether `a op b` is defined by the language (checked only for untyped values)."""
+    ka, kb = value_kind(a), value_kind(b)
+    if op in ("<", "<=", ">", ">="):
+        return ka == kb and ka in _ORDERED_KINDS
+    return (op, ka, kb) in _ARITH
 
 
 def _undefined_path(text: str, span: ast.Span) -> EvalError:
@@ -60,17 +117,22 @@ def _unknown_entity(kind: str, ref: Any, obj_text: str, text: str, span: ast.Spa
     return EvalError(f"{kind} `{ref}` is not known, so `{text}` is missing", span, undefined=True)
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
 def _parse_time(text: Any, span: ast.Span) -> datetime:
     if isinstance(text, datetime):
         return text
     if not isinstance(text, str):
         raise EvalError(f"`time` needs a string, got `{format_value(text)}`", span)
+    if not _RFC3339.fullmatch(text):
+        raise EvalError(
+            f"`{text}` is not an RFC 3339 timestamp (e.g. `2026-03-01T09:30:00Z`)", span
+        )
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:
-        raise EvalError(f"`{text}` is not an RFC 3339 timestamp", span) from None
-    if value.tzinfo is None:
-        raise EvalError(f"`{text}` has no UTC offset", span)
+        raise EvalError(f"`{text}` is not a valid date and time", span) from None
     return value.astimezone(UTC)
 
 
@@ -275,14 +337,22 @@ class Lowerer:
         obj, key = self.expr(e.obj), self.expr(e.key)
         obj_t = T.strip(self.type_of(e.obj))
         span, text = e.span, self.text(e)
+        if isinstance(e.obj, ast.Root) and e.obj.id in ("event", "subject"):
+            return self._root_index(e.obj.id, key, text, span)
         entity_kind = obj_t.kind if isinstance(obj_t, T.Entity) else None
+        obj_text = self.text(e.obj)
 
         def index(f: Frame) -> Any:
             v, k = obj(f), key(f)
             if entity_kind is not None:
-                v = f.state.get(entity_kind, v)
+                ref = v
+                v = f.state.get(entity_kind, ref) if ref is not None else None
+                if v is None:
+                    raise _unknown_entity(entity_kind, ref, obj_text, text, span)
             if isinstance(k, bool):
                 raise EvalError(f"`{text}`: an index cannot be a boolean", span)
+            if isinstance(v, str):
+                raise EvalError(f"`{text}`: text cannot be indexed", span)
             try:
                 return v[k]
             except (KeyError, IndexError):
@@ -293,6 +363,29 @@ class Lowerer:
                 raise EvalError(f"cannot index `{format_value(v)}` with `{k}`", span) from None
 
         return index
+
+    def _root_index(self, root: str, key: Fn, text: str, span: ast.Span) -> Fn:
+        """`event["name"]` / `subject["name"]`: the same as `.name`, with the name computed."""
+
+        def root_index(f: Frame) -> Any:
+            k = key(f)
+            if not isinstance(k, str):
+                raise EvalError(f"`{text}`: the key must be a string", span)
+            if root == "event":
+                if k == "subject":
+                    return f.subject_id
+                source = f.event if k in ENVELOPE_FIELDS else f.attrs
+            else:
+                s = f.subject()
+                if s is None:
+                    raise _unknown_entity(f.subject_kind, f.subject_id, "subject", text, span)
+                source = s
+            try:
+                return source[k]
+            except KeyError:
+                raise _undefined_path(text, span) from None
+
+        return root_index
 
     # ------------------------------------------------------------ operators
     def _unary(self, e: ast.Unary) -> Fn:
@@ -442,7 +535,7 @@ class Lowerer:
         """Whether either side may hold values of any type at run time, so equality
         must be strict (Python's `True == 1` must not leak into the language)."""
         left, right = self.type_of(e.left), self.type_of(e.right)
-        if T.is_any(left) or T.is_any(right):
+        if T.has_any(left) or T.has_any(right):
             return True
         if e.op in ("in", "not in"):
             elem = T.element_type(right)
@@ -483,7 +576,7 @@ class Lowerer:
         verb = "apply" if op in ("+", "-", "*", "/", "%") else "compare"
 
         def binop(a: Any, b: Any) -> Any:
-            if untyped and (isinstance(a, bool) or isinstance(b, bool)):
+            if untyped and not _allowed(op, a, b):
                 raise EvalError(
                     f"cannot {verb} `{format_value(a)}` and `{format_value(b)}` with `{op}`", span
                 )
@@ -673,8 +766,10 @@ class Lowerer:
             only = args[0]
             return lambda f: _parse_time(only(f), span)
         impl = _FUNCS[name]
-        if name == "distinct" and T.is_any(T.element_type(self.type_of(e.args[0])) or T.ANY):
-            impl = _distinct_strict
+        if name == "sum" and T.strip(T.element_type(self.type_of(e.args[0])) or T.ANY) == (
+            T.DURATION
+        ):
+            impl = _sum_durations
 
         def call(f: Frame) -> Any:
             values = [a(f) for a in args]
@@ -796,20 +891,27 @@ def _worth_showing(e: ast.Expr) -> bool:
     return not isinstance(e, ast.Literal | ast.ConstRef | ast.SetLit | ast.ListLit)
 
 
-def _distinct(xs: Any) -> list[Any]:
-    return list(dict.fromkeys(iterate(xs)))
-
-
 def _strict_key(v: Any) -> Any:
     """A hashing key under which `true` and `1` stay different."""
     return (True, v) if isinstance(v, bool) else (False, v)
 
 
-def _distinct_strict(xs: Any) -> list[Any]:
-    seen: dict[Any, Any] = {}
+def _distinct(xs: Any) -> list[Any]:
+    """First occurrences, under the language's strict equality; unhashable items
+    (lists, maps) are compared pairwise."""
+    out: list[Any] = []
+    seen: set[Any] = set()
     for x in iterate(xs):
-        seen.setdefault(_strict_key(x), x)
-    return list(seen.values())
+        try:
+            k = _strict_key(x)
+            if k in seen:
+                continue
+            seen.add(k)
+        except TypeError:
+            if any(strict_eq(x, y) for y in out):
+                continue
+        out.append(x)
+    return out
 
 
 def _uniform(values: Any) -> bool:
@@ -824,6 +926,9 @@ def _minmax(fn: Callable[..., Any]) -> Callable[[Any], Any]:
         items = list(iterate(xs))
         if not items:
             raise ValueError("empty collection")
+        kinds = {value_kind(x) for x in items}
+        if len(kinds) != 1 or not kinds <= _ORDERED_KINDS:
+            raise ValueError("items must all be numbers, strings, timestamps or durations")
         return fn(items)
 
     return impl
@@ -831,14 +936,21 @@ def _minmax(fn: Callable[..., Any]) -> Callable[[Any], Any]:
 
 def _sum(xs: Any) -> Any:
     items = list(iterate(xs))
-    if items and all(hasattr(x, "total_seconds") for x in items):
-        total = items[0]
-        for x in items[1:]:
-            total += x
-        return total
-    if any(isinstance(x, bool) for x in items):
-        raise ValueError("cannot add booleans")
+    kinds = {value_kind(x) for x in items}
+    if kinds == {"duration"}:
+        return _sum_durations(items)
+    if not kinds <= {"number"}:
+        raise ValueError("items must all be numbers or all durations")
     return sum(items)
+
+
+def _sum_durations(xs: Any) -> Any:
+    total = timedelta()
+    for x in iterate(xs):
+        if not isinstance(x, timedelta):
+            raise ValueError("items must all be durations")
+        total += x
+    return total
 
 
 def _contains(hay: Any, needle: Any) -> bool:
@@ -846,7 +958,23 @@ def _contains(hay: Any, needle: Any) -> bool:
         if not isinstance(needle, str):
             raise ValueError("can only look for text inside text")
         return needle in hay
-    return needle in hay
+    if isinstance(hay, dict):
+        hay = hay.keys()
+    if not isinstance(hay, list | tuple | frozenset | set | type({}.keys())):
+        raise ValueError("expected text or a collection")
+    return any(strict_eq(needle, x) for x in hay)
+
+
+def _keys(m: Any) -> list[Any]:
+    if not isinstance(m, dict):
+        raise ValueError("expected a map")
+    return sorted(m)
+
+
+def _values(m: Any) -> list[Any]:
+    if not isinstance(m, dict):
+        raise ValueError("expected a map")
+    return [m[k] for k in sorted(m)]
 
 
 def _len(x: Any) -> int:
@@ -882,8 +1010,8 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "sum": _sum,
     "min": _minmax(lambda xs: min(xs, key=sort_key)),
     "max": _minmax(lambda xs: max(xs, key=sort_key)),
-    "keys": lambda m: sorted(m),
-    "values": lambda m: [m[k] for k in sorted(m)],
+    "keys": _keys,
+    "values": _values,
     "abs": _abs,
 }
 

@@ -502,7 +502,9 @@ def _len(e: ast.Call, ts: list[T.Type], ctx: Context) -> T.Type:
     return T.INT
 
 
-def _coll_fn(result: Callable[[T.Type], T.Type], numeric: bool = False) -> Sig:
+def _coll_fn(
+    result: Callable[[T.Type], T.Type], numeric: bool = False, ordered: bool = False
+) -> Sig:
     def sig(e: ast.Call, ts: list[T.Type], ctx: Context) -> T.Type:
         if not _arity(e, 1, ctx):
             return T.ANY
@@ -516,6 +518,12 @@ def _coll_fn(result: Callable[[T.Type], T.Type], numeric: bool = False) -> Sig:
         if numeric and not T.is_numeric(elem) and T.strip(elem) != T.DURATION:
             return ctx.error(
                 Code.TYPE_MISMATCH, f"`{e.func}` needs numbers, found `{elem}`", e.args[0].span
+            )
+        if ordered and T.strip(elem) not in (*_ORDERED, T.ANY):
+            return ctx.error(
+                Code.TYPE_MISMATCH,
+                f"`{e.func}` needs numbers, strings, timestamps or durations, found `{elem}`",
+                e.args[0].span,
             )
         return result(elem)
 
@@ -584,8 +592,8 @@ FUNCTIONS: dict[str, Sig] = {
     "trim": _string_fn,
     "distinct": _coll_fn(T.ListOf),
     "sum": _coll_fn(lambda t: T.strip(t), numeric=True),
-    "min": _coll_fn(lambda t: T.strip(t)),
-    "max": _coll_fn(lambda t: T.strip(t)),
+    "min": _coll_fn(lambda t: T.strip(t), ordered=True),
+    "max": _coll_fn(lambda t: T.strip(t), ordered=True),
     "keys": _map_fn(lambda _v: T.ListOf(T.STRING)),
     "values": _map_fn(T.ListOf),
     "abs": _abs,

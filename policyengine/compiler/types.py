@@ -102,6 +102,19 @@ def is_any(t: Type) -> bool:
     return strip(t) == ANY
 
 
+def has_any(t: Type) -> bool:
+    """Whether `any` occurs anywhere in the type (`list<any>`, `map<string, any>` …):
+    such values need the language's strict equality, not Python's."""
+    s = strip(t)
+    if s == ANY:
+        return True
+    if isinstance(s, ListOf | SetOf):
+        return has_any(s.item)
+    if isinstance(s, MapOf):
+        return has_any(s.value)
+    return False
+
+
 def is_numeric(t: Type) -> bool:
     return strip(t) in NUMERIC or is_any(t)
 

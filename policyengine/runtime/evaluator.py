@@ -66,16 +66,12 @@ class RuleProgram:
             try:
                 g = guard(f)
             except EvalError as err:
-                return (self, "error", (), f"`when` could not be evaluated: {err.message}", None)
+                return self._guard_error(f, f"could not be evaluated: `when`: {err.message}")
             if g is False:
                 return (self, "not_applicable", (), None, None)
             if g is not True:
-                return (
-                    self,
-                    "error",
-                    (),
-                    f"`when` must be a boolean, got `{format_value(g)}`",
-                    None,
+                return self._guard_error(
+                    f, f"could not be evaluated: `when` must be a boolean, got `{format_value(g)}`"
                 )
         runs = self.runs
         if len(runs) == 1:
@@ -114,6 +110,11 @@ class RuleProgram:
         if status == "pass":
             return (self, "pass", reqs, None, None)
         return self._finish(f, status, reqs)
+
+    def _guard_error(self, f: Frame, detail: str) -> RawResult:
+        """A guard that cannot be decided fails closed like a requirement would."""
+        message = detail if self.message is None else f"{self._message(f, ())} ({detail})"
+        return (self, "error", (), message, None)
 
     def _finish(self, f: Frame, status: str, reqs: tuple[RawRequirement, ...]) -> RawResult:
         """Word the message (and look for an override) for a failed or errored rule."""
