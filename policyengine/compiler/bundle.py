@@ -20,6 +20,7 @@ import networkx as nx
 import rfc8785
 
 from policyengine import __version__
+from policyengine._gc import gc_paused
 from policyengine.compiler import types as T
 from policyengine.compiler.graph import (
     cycle_diagnostics,
@@ -198,13 +199,14 @@ def compile_sources(
     env = env or default_env()
     diags: list[Diagnostic] = []
     modules: list[ast.Module] = []
-    for path in sorted(sources):
-        try:
-            modules.append(parse_module(sources[path], path))
-        except CompileError as err:
-            diags.extend(err.diagnostics)
-    compiler = _Compiler(env, diags)
-    bundle = compiler.run(modules, sources, root)
+    with gc_paused():
+        for path in sorted(sources):
+            try:
+                modules.append(parse_module(sources[path], path))
+            except CompileError as err:
+                diags.extend(err.diagnostics)
+        compiler = _Compiler(env, diags)
+        bundle = compiler.run(modules, sources, root)
     errors = [d for d in diags if d.severity is Severity.ERROR]
     if errors or bundle is None:
         raise CompileError(_dedupe(diags), dict(sources))

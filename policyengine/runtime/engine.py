@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from policyengine._gc import gc_paused
 from policyengine.compiler.bundle import Bundle
 from policyengine.events import (
     EventError,
@@ -73,7 +74,7 @@ class Engine:
                 parsed.append(dict(event) if validated else parse_event(event))
             except EventError as err:
                 raise err.at_line(n) from None
-        with self._lock:
+        with self._lock, gc_paused():
             return [judge(self.bundle, self.state, ev, self.clock(ev)) for ev in parsed]
 
     def evaluate_many(
