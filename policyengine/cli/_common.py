@@ -170,10 +170,6 @@ class Sink:
             sys.stdout.flush()
             sys.stdout.buffer.flush()
 
-    @property
-    def to_stdout(self) -> bool:
-        return self.path is None
-
     def write_text(self, s: str) -> None:
         if self._fh is not None:
             self._fh.write(s.encode("utf-8"))

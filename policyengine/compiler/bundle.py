@@ -478,7 +478,6 @@ class _Compiler:
             refs=d.refs,
             override_by=d.override_by,
             guard=guard,
-            guard_span=d.when.span if d.when is not None else None,
             requirements=reqs,
             message=message,
             recorded=recorded,

@@ -36,13 +36,6 @@ OUTCOME_RANK = {
 }
 
 
-class Status(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    NOT_APPLICABLE = "not_applicable"
-    ERROR = "error"
-
-
 class RequirementResult:
     __slots__ = ("error", "expr", "message", "status", "values")
 

@@ -50,7 +50,6 @@ class RuleProgram:
     refs: tuple[str, ...]
     override_by: tuple[str, ...]
     guard: Fn | None
-    guard_span: Span | None
     requirements: tuple[RequirementProgram, ...]
     message: tuple[str | Fn, ...] | None
     runs: tuple[ExplainFn, ...] = ()
