@@ -731,4 +731,21 @@ def test_documented_examples_produce_the_documented_output() -> None:
         assert code in {d.code.value for d in info.value.diagnostics}
         assert info.value.render() + "\n" == shown, f"spec/errors.md {code} is out of date"
         checked += 1
-    assert checked >= len(Code) - 3  # the file-level codes have no policy example
+    # The file-level codes and the E0410 warning (which does not raise) have no example.
+    assert checked >= len(Code) - 4
+
+
+def test_dependency_not_triggered_is_a_warning() -> None:
+    source = (
+        "package p\n"
+        "rule a { layer audit on model.deploy_requested require true }\n"
+        "rule b { layer audit on model.deploy_requested, model.deployed require passed(a) }\n"
+    )
+    bundle = compile_sources({"example.policy": source})
+    (warning,) = bundle.warnings
+    assert warning.code is Code.DEPENDENCY_NOT_TRIGGERED
+    assert warning.severity.value == "warning"
+    assert (warning.span.line, warning.span.column) == (3, 79)
+    assert "`model.deployed`" in warning.message
+    same_events = source.replace(", model.deployed", "")
+    assert compile_sources({"example.policy": same_events}).warnings == ()

@@ -27,6 +27,7 @@ from policyengine.compiler.graph import (
     expand_patterns,
     rule_graph,
     topological_order,
+    untriggered_dependencies,
 )
 from policyengine.compiler.lower import Lowerer, snippet
 from policyengine.compiler.resolve import Program, ResolvedRule, ResolvedTest, resolve
@@ -248,6 +249,7 @@ class _Compiler:
         self.diags.extend(cycle_diagnostics(graph, spans, "rule"))
         order = topological_order(graph) if nx.is_directed_acyclic_graph(graph) else []
         event_types = {q: self.event_types(r) for q, r in program.rules.items()}
+        self.diags.extend(untriggered_dependencies(program, event_types))
         index: dict[str, list[RuleProgram]] = {t: [] for t in self.env.events}
         nvars = 0
         infos: dict[str, RuleInfo] = {}

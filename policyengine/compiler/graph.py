@@ -3,6 +3,7 @@ index from concrete event type to the rules it can trigger."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Iterable, Mapping
 
@@ -10,7 +11,7 @@ import networkx as nx
 
 from policyengine.compiler.resolve import Program
 from policyengine.language import ast
-from policyengine.language.diagnostics import Code, Diagnostic, did_you_mean
+from policyengine.language.diagnostics import Code, Diagnostic, Severity, did_you_mean
 
 
 def rule_graph(program: Program) -> nx.DiGraph:
@@ -89,3 +90,48 @@ def expand_patterns(
             )
         matched.update(hits)
     return tuple(sorted(matched))
+
+
+def _rule_refs(node: object) -> list[ast.RuleRef]:
+    """Every `RuleRef` inside an expression, template or requirement."""
+    found: list[ast.RuleRef] = []
+    stack: list[object] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.RuleRef):
+            found.append(n)
+        elif isinstance(n, tuple | list):
+            stack.extend(n)
+        elif isinstance(n, ast.Expr | ast.Template | ast.Requirement):
+            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n))
+    return found
+
+
+def untriggered_dependencies(
+    program: Program, event_types: Mapping[str, tuple[str, ...]]
+) -> list[Diagnostic]:
+    """Warn where `passed(d)` / `failed(d)` / `outcome(d)` can only ever see `d` as
+    `not_applicable`, because `d` is not triggered by an event type the rule is."""
+    out: list[Diagnostic] = []
+    for q, r in sorted(program.rules.items()):
+        d = r.decl
+        refs = _rule_refs([d.when, *d.requires, d.message])
+        for ref in sorted(refs, key=lambda x: (x.span.line, x.span.column)):
+            dep_types = event_types.get(ref.qualified)
+            if dep_types is None:
+                continue
+            missing = [t for t in event_types.get(q, ()) if t not in dep_types]
+            if not missing:
+                continue
+            shown = ", ".join(f"`{t}`" for t in missing)
+            out.append(
+                Diagnostic(
+                    Code.DEPENDENCY_NOT_TRIGGERED,
+                    f"`{ref.qualified.rsplit('.', 1)[-1]}` is never triggered by {shown}, so "
+                    f"on those events it is `not_applicable` here",
+                    ref.span,
+                    "make both rules trigger on the same events, or narrow this rule's `on`",
+                    severity=Severity.WARNING,
+                )
+            )
+    return out

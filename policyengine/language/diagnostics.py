@@ -47,6 +47,7 @@ class Code(StrEnum):
     REPEATED_CLAUSE = "E0407"
     DUPLICATE_TEST = "E0408"
     PACKAGE_MISMATCH = "E0409"
+    DEPENDENCY_NOT_TRIGGERED = "E0410"  # a warning
     # files
     FILE_ERROR = "E0501"
     NO_POLICIES = "E0502"
