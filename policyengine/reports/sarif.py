@@ -69,6 +69,7 @@ CODE_DESCRIPTIONS: Mapping[Code, str] = {
     Code.REPEATED_CLAUSE: "clause given more than once",
     Code.DUPLICATE_TEST: "test defined more than once",
     Code.PACKAGE_MISMATCH: "package declaration mismatch",
+    Code.DEPENDENCY_NOT_TRIGGERED: "rule outcome read where that rule never triggers",
     Code.FILE_ERROR: "policy file cannot be read",
     Code.NO_POLICIES: "no policy files found",
 }
