@@ -134,7 +134,29 @@ def discover(paths: Iterable[str | Path]) -> dict[str, str]:
         files = sorted(path.rglob(f"*{POLICY_SUFFIX}")) if path.is_dir() else [path]
         for f in files:
             key = f.as_posix()
-            found[key] = f.read_text(encoding="utf-8")
+            try:
+                found[key] = f.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise CompileError(
+                    [
+                        Diagnostic(
+                            Code.FILE_ERROR,
+                            f"`{key}` is not UTF-8 text (byte {exc.start} cannot be decoded)",
+                            ast.Span.unknown(key),
+                            "policy files are UTF-8; re-save the file with that encoding",
+                        )
+                    ]
+                ) from None
+            except OSError as exc:
+                raise CompileError(
+                    [
+                        Diagnostic(
+                            Code.FILE_ERROR,
+                            f"cannot read `{key}`: {exc.strerror or exc}",
+                            ast.Span.unknown(key),
+                        )
+                    ]
+                ) from None
     return found
 
 
