@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
@@ -12,6 +13,7 @@ from policyengine.cli._common import (
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
+    CliError,
     EventStream,
     Sink,
     load_policies,
@@ -21,6 +23,7 @@ from policyengine.cli._common import (
 )
 from policyengine.compiler.bundle import Bundle
 from policyengine.events import EventError
+from policyengine.log import DecisionRecorder, TransparencyLog, load_signer
 from policyengine.reports._common import OutcomeTally, dumps
 from policyengine.reports.decisions import decision_json_line, decisions_junit, decisions_text
 from policyengine.reports.sarif import decisions_sarif
@@ -43,6 +46,8 @@ Exit codes:
      still decided and reported)
 """
 
+LOG_BATCH = 512
+
 NOW_HELP = (
     "Evaluation time that policies see as `now`: an RFC 3339 timestamp, or `wall` for "
     "the current time. Default: each event's own time (reproducible replays)."
@@ -52,6 +57,13 @@ NOW_HELP = (
 def decide(stream: EventStream, bundle: Bundle, clock: Clock) -> Iterator[tuple[int, Decision]]:
     """Replay the stream through a stateful engine, yielding `(line, decision)`;
     events the engine rejects are reported like malformed lines."""
+    for line, _event, decision in decide_events(stream, bundle, clock):
+        yield line, decision
+
+
+def decide_events(
+    stream: EventStream, bundle: Bundle, clock: Clock
+) -> Iterator[tuple[int, dict[str, Any], Decision]]:
     engine = Engine(bundle, clock=clock)
     for line, event in stream.events():
         try:
@@ -59,7 +71,27 @@ def decide(stream: EventStream, bundle: Bundle, clock: Clock) -> Iterator[tuple[
         except EventError as err:
             stream.reject(line, err)
             continue
-        yield line, decision
+        yield line, event, decision
+
+
+def logged(
+    decided: Iterator[tuple[int, dict[str, Any], Decision]],
+    recorder: DecisionRecorder,
+    bundle: Bundle,
+    batch: int = LOG_BATCH,
+) -> Iterator[Decision]:
+    """Yield decisions only once they are durable in the log (committed and checkpointed),
+    in batches so one fsync and one signature cover many decisions."""
+    pending: list[tuple[dict[str, Any], Decision]] = []
+    for _line, event, decision in decided:
+        pending.append((event, decision))
+        if len(pending) >= batch:
+            recorder.record(pending, bundle)
+            yield from (d for _e, d in pending)
+            pending = []
+    if pending:
+        recorder.record(pending, bundle)
+        yield from (d for _e, d in pending)
 
 
 @click.command("eval", epilog=EPILOG)
@@ -102,6 +134,19 @@ def decide(stream: EventStream, bundle: Bundle, clock: Clock) -> Iterator[tuple[
 @click.option(
     "--only-failing", is_flag=True, help="text: list only events whose outcome is not `allow`."
 )
+@click.option(
+    "--log",
+    "log_path",
+    metavar="DB",
+    help="Append every decision (and the event it judged) to this signed decision log, "
+    "created if missing; needs --key.",
+)
+@click.option(
+    "--key",
+    "key_path",
+    metavar="KEYFILE",
+    help="The log's Ed25519 private key (from `policyengine keys generate`).",
+)
 @no_color_option
 def eval_cmd(
     policies: tuple[str, ...],
@@ -111,6 +156,8 @@ def eval_cmd(
     output: str | None,
     fail_on: str,
     only_failing: bool,
+    log_path: str | None,
+    key_path: str | None,
 ) -> None:
     """Decide every event in a JSON Lines stream, in order, keeping entity state.
 
@@ -120,9 +167,21 @@ def eval_cmd(
     s = settings()
     clock = parse_now(now)
     bundle = load_policies(policies)
+    if (log_path is None) != (key_path is None):
+        raise CliError(
+            "--log and --key go together",
+            "the log signs a checkpoint after each batch of decisions, so it needs its key",
+        )
+    log = None
+    if log_path is not None and key_path is not None:
+        log = TransparencyLog.open(log_path, load_signer(key_path), create=True)
     stream = EventStream(events)
     tally = OutcomeTally()
-    decisions = tally.watch(d for _line, d in decide(stream, bundle, clock))
+    decided = decide_events(stream, bundle, clock)
+    if log is not None:
+        decisions = tally.watch(logged(decided, DecisionRecorder(log), bundle))
+    else:
+        decisions = tally.watch(d for _line, _e, d in decided)
     started = time.perf_counter()
     with Sink(output, s.stdout_color) as sink:
         if fmt == "json":
@@ -133,10 +192,10 @@ def eval_cmd(
             duration = time.perf_counter() - started
             sink.write_text(decisions_junit(collected, duration=duration))
         elif fmt == "sarif":
-            log = decisions_sarif(
+            sarif = decisions_sarif(
                 decisions, bundle.rules, base=os.getcwd(), bundle_digest=bundle.digest
             )
-            sink.write_text(dumps(log))
+            sink.write_text(dumps(sarif))
         else:
             sink.write_text(
                 decisions_text(
@@ -145,6 +204,11 @@ def eval_cmd(
             )
     if output is not None or fmt != "text":
         s.note(tally.summary())
+    if log is not None:
+        cp = log.latest_checkpoint()
+        signed = cp.size if cp else 0
+        s.note(f"logged to `{log_path}`: {log.size()} leaves, checkpoint at size {signed}")
+        log.close()
     ctx = click.get_current_context()
     if stream.bad_lines:
         n = stream.bad_lines

@@ -26,7 +26,10 @@ from policyengine.cli.check import check
 from policyengine.cli.evaluate import eval_cmd
 from policyengine.cli.explain import explain
 from policyengine.cli.fmt import fmt
+from policyengine.cli.keys import keys
+from policyengine.cli.logcmd import log_group
 from policyengine.cli.policytest import test_cmd
+from policyengine.log import LogError
 
 __all__ = ["cli", "main"]
 
@@ -55,6 +58,8 @@ class PolicyEngineGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except LogError as exc:
+            raise CliError(str(exc)) from None
         except BrokenPipeError:
             _silence_stdout()
             ctx.exit(EXIT_BROKEN_PIPE)
@@ -122,6 +127,8 @@ cli.add_command(test_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(explain)
 cli.add_command(fmt)
+cli.add_command(keys)
+cli.add_command(log_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

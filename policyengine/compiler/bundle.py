@@ -91,6 +91,8 @@ class Bundle:
     nvars: int
     engine_version: str = __version__
     warnings: tuple[Diagnostic, ...] = field(default=())
+    #: {path relative to the bundle root: source}; its canonical JSON hashes to `digest`.
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def rules_for(self, event_type: str) -> tuple[str, ...]:
         return tuple(p.rule for p in self.index.get(event_type, ()))
@@ -160,9 +162,8 @@ def discover(paths: Iterable[str | Path]) -> dict[str, str]:
     return found
 
 
-def bundle_digest(sources: Mapping[str, str], root: str | None = None) -> str:
-    """SHA-256 over the canonical JSON of {relative path: source}, so the digest
-    names the policy text and nothing about where it was checked out."""
+def relative_sources(sources: Mapping[str, str], root: str | None = None) -> dict[str, str]:
+    """{path relative to `root`: source}: what a bundle *is*, wherever it was checked out."""
     rel: dict[str, str] = {}
     for path, text in sources.items():
         key = path
@@ -172,7 +173,19 @@ def bundle_digest(sources: Mapping[str, str], root: str | None = None) -> str:
             except ValueError:
                 key = Path(path).as_posix()
         rel[key] = text
-    return "sha256:" + hashlib.sha256(bytes(rfc8785.dumps(rel))).hexdigest()
+    return rel
+
+
+def canonical_sources(files: Mapping[str, str]) -> bytes:
+    """RFC 8785 bytes of {relative path: source}: the content-addressed form of a bundle."""
+    return bytes(rfc8785.dumps(dict(files)))
+
+
+def bundle_digest(sources: Mapping[str, str], root: str | None = None) -> str:
+    """SHA-256 over the canonical JSON of {relative path: source}, so the digest
+    names the policy text and nothing about where it was checked out."""
+    blob = canonical_sources(relative_sources(sources, root))
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
 def load_bundle(*paths: str | Path, env: TypeEnv | None = None) -> Bundle:
@@ -285,8 +298,9 @@ class _Compiler:
             infos[q] = self.info(r, event_types[q])
         if any(d.severity is Severity.ERROR for d in self.diags):
             return None
+        files = relative_sources(sources, root)
         return Bundle(
-            digest=bundle_digest(sources, root),
+            digest="sha256:" + hashlib.sha256(canonical_sources(files)).hexdigest(),
             rules=MappingProxyType(infos),
             graph=nx.freeze(graph),
             index=MappingProxyType({t: tuple(ps) for t, ps in index.items()}),
@@ -294,6 +308,7 @@ class _Compiler:
             sources=MappingProxyType(dict(sources)),
             nvars=nvars,
             warnings=tuple(d for d in self.diags if d.severity is Severity.WARNING),
+            files=MappingProxyType(files),
         )
 
     # ------------------------------------------------------------ structure

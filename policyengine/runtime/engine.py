@@ -10,9 +10,9 @@ must never count later. Requests that change nothing are judged the same way.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from policyengine._gc import gc_paused
 from policyengine.compiler.bundle import Bundle
@@ -39,20 +39,55 @@ def judge(bundle: Bundle, state: StateStore, event: dict[str, Any], now: datetim
     return decision
 
 
+class Recorder(Protocol):
+    """Where decisions go before they are acknowledged (`policyengine.log.DecisionRecorder`)."""
+
+    def record(
+        self, pairs: Sequence[tuple[Mapping[str, Any], Decision]], bundle: Bundle
+    ) -> object: ...
+
+
+class _Pending:
+    """State changes held back until the decisions that made them are durably recorded."""
+
+    __slots__ = ("_base", "_changes")
+
+    def __init__(self, base: StateStore) -> None:
+        self._base = base
+        self._changes: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def get(self, kind: str, id: str) -> dict[str, Any] | None:
+        hit = self._changes.get((kind, id))
+        return hit if hit is not None else self._base.get(kind, id)
+
+    def put(self, kind: str, id: str, value: dict[str, Any]) -> None:
+        self._changes[(kind, id)] = value
+
+    def flush(self) -> None:
+        for (kind, id), value in self._changes.items():
+            self._base.put(kind, id, value)
+
+
 class Engine:
     """Bundle + state + clock. Safe to share between threads: evaluations are
     serialised on a lock because they read and write the shared state store.
-    For stateless, lock-free decisions call `Bundle.evaluate` directly."""
+    For stateless, lock-free decisions call `Bundle.evaluate` directly.
+
+    With a `recorder` (a signed decision log), a decision is returned only after it is
+    durably recorded, and its state change is committed only then: if recording fails the
+    call raises and the engine's state is as if the event never arrived."""
 
     def __init__(
         self,
         bundle: Bundle,
         state: StateStore | None = None,
         clock: Clock = event_time,
+        recorder: Recorder | None = None,
     ) -> None:
         self.bundle = bundle
         self.state: StateStore = state if state is not None else MemoryStateStore()
         self.clock = clock
+        self.recorder = recorder
         self._lock = threading.Lock()
 
     def evaluate(self, event: Mapping[str, Any], *, validated: bool = False) -> Decision:
@@ -60,7 +95,17 @@ class Engine:
         unless denied. Raises `EventError` for malformed input; state is untouched then."""
         ev = dict(event) if validated else parse_event(event)
         with self._lock:
-            return judge(self.bundle, self.state, ev, self.clock(ev))
+            if self.recorder is None:
+                return judge(self.bundle, self.state, ev, self.clock(ev))
+            return self._recorded([ev])[0]
+
+    def _recorded(self, events: Sequence[dict[str, Any]]) -> list[Decision]:
+        assert self.recorder is not None
+        pending = _Pending(self.state)
+        decisions = [judge(self.bundle, pending, ev, self.clock(ev)) for ev in events]
+        self.recorder.record(list(zip(events, decisions, strict=True)), self.bundle)
+        pending.flush()
+        return decisions
 
     def evaluate_batch(
         self, events: Iterable[Mapping[str, Any]], *, validated: bool = False
@@ -75,6 +120,8 @@ class Engine:
             except EventError as err:
                 raise err.at_line(n) from None
         with self._lock, gc_paused():
+            if self.recorder is not None:
+                return self._recorded(parsed)
             return [judge(self.bundle, self.state, ev, self.clock(ev)) for ev in parsed]
 
     def evaluate_many(
