@@ -267,14 +267,14 @@ def verify_consistency(
         raise VerificationError(f"new tree size {size2} is smaller than old tree size {size1}")
     if size1 == 0:
         raise VerificationError("consistency from tree size 0 proves nothing")
+    _check_hash(root1, "old root hash")
+    _check_hash(root2, "new root hash")
     if size1 == size2:
         if proof:
             raise VerificationError(f"tree sizes are equal ({size1}) but the proof is not empty")
         if root1 != root2:
             raise VerificationError(f"tree sizes are equal ({size1}) but the roots differ")
         return
-    _check_hash(root1, "old root hash")
-    _check_hash(root2, "new root hash")
     for i, c in enumerate(proof):
         _check_hash(c, f"consistency proof hash {i}")
     # Step 1.
