@@ -196,7 +196,7 @@ def test_syntax_expected_tokens_read_naturally() -> None:
     assert d.message == "unexpected `}`; expected `)`"
     d = only(compile_error("package p\n" + RULE.format("true }")))
     assert d.message == (
-        "unexpected `}`; expected a declaration (`import`, `const`, `rule` or `test`) "
+        "unexpected `}`; expected a declaration (`import`, `const`, `rule`, `monitor` or `test`) "
         "or the end of the file"
     )
     assert d.hint == "this `}` has no matching `{`"

@@ -54,7 +54,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory, key: tuple[Path, str]) -> P
         "--log", str(db), "--key", str(key[0]),
     )  # fmt: skip
     assert result.exit_code == 1, result.output  # the scenario has denials by design
-    assert f"logged to `{db}`: {N_EVENTS + 1} leaves" in result.stderr
+    assert f"logged to `{db}`: {N_EVENTS + 2} leaves" in result.stderr
     return db
 
 
@@ -97,19 +97,21 @@ def test_eval_logs_a_bundle_then_every_decision_in_order(logged: Path) -> None:
     result = run("log", "show", "--log", str(logged), "--format", "json")
     assert result.exit_code == 0
     records = [parse_record(line.encode()) for line in result.stdout.splitlines()]
-    assert [r["kind"] for r in records] == ["bundle"] + ["decision"] * N_EVENTS
+    assert [r["kind"] for r in records] == ["bundle", "session"] + ["decision"] * N_EVENTS
+    assert records[1]["state"] == "empty"
     events = [json.loads(line)["id"] for line in Path(EVENTS).read_text().splitlines()]
-    assert [r["event"]["id"] for r in records[1:]] == events
-    assert all(r["decision"]["bundle_digest"] == records[0]["digest"] for r in records[1:])
+    assert [r["event"]["id"] for r in records[2:]] == events
+    assert all(r["decision"]["bundle_digest"] == records[0]["digest"] for r in records[2:])
     # leaf time is the engine's evaluation time
-    assert all(r["time"] == r["decision"]["evaluated_at"] for r in records[1:])
+    assert all(r["time"] == r["decision"]["evaluated_at"] for r in records[2:])
 
 
 def test_log_show_text_is_readable(logged: Path) -> None:
     result = run("log", "show", "--log", str(logged), "--from", "1", "--to", "2")
     lines = result.stdout.splitlines()
     assert len(lines) == 2
-    assert lines[0].split()[0] == "1" and "evt-001" in lines[0] and "deny" in lines[0]
+    assert lines[0].split()[0] == "1" and "session" in lines[0] and "empty state" in lines[0]
+    assert lines[1].split()[0] == "2" and "evt-001" in lines[1] and "deny" in lines[1]
 
 
 def test_same_events_and_key_give_byte_identical_logs(
@@ -119,19 +121,19 @@ def test_same_events_and_key_give_byte_identical_logs(
     run("eval", "-p", POLICIES, "-e", EVENTS, "--log", str(db), "--key", str(key[0]))
     a = run("log", "checkpoint", "--log", str(logged)).stdout
     b = run("log", "checkpoint", "--log", str(db)).stdout
-    assert a == b and a.startswith("example.com/gxp-log\n60\n")
+    assert a == b and a.startswith("example.com/gxp-log\n61\n")
 
 
 def test_checkpoint_is_a_signed_c2sp_note(logged: Path, key: tuple[Path, str]) -> None:
     note = run("log", "checkpoint", "--log", str(logged)).stdout
     cp = verify_checkpoint(note, Verifier.from_key_string(key[1]), "example.com/gxp-log")
-    assert cp.size == N_EVENTS + 1
+    assert cp.size == N_EVENTS + 2
 
 
 def test_prove_gives_a_tlog_proof_that_verifies_offline(
     tmp_path: Path, logged: Path, key: tuple[Path, str]
 ) -> None:
-    result = run("log", "prove", "7", "--log", str(logged), "-o", str(tmp_path / "p.tlog-proof"))
+    result = run("log", "prove", "8", "--log", str(logged), "-o", str(tmp_path / "p.tlog-proof"))
     assert result.exit_code == 0
     text = (tmp_path / "p.tlog-proof").read_text()
     assert text.startswith("c2sp.org/tlog-proof@v1\nextra ")
@@ -140,7 +142,7 @@ def test_prove_gives_a_tlog_proof_that_verifies_offline(
     _cp, leaf = verify_proof(proof, Verifier.from_key_string(key[1]))
     assert parse_record(leaf)["event"]["id"] == "evt-007"
     ok = run("log", "verify-proof", str(tmp_path / "p.tlog-proof"), "--verifier-key", key[1])
-    assert ok.exit_code == 0 and "ok: leaf 7" in ok.stdout
+    assert ok.exit_code == 0 and "ok: leaf 8" in ok.stdout
     # a record that is not the logged one does not verify against the proof
     other = tmp_path / "other.json"
     other.write_bytes(leaf.replace(b"evt-007", b"evt-008"))
@@ -161,25 +163,25 @@ def test_tampered_proof_is_rejected(tmp_path: Path, logged: Path, key: tuple[Pat
 
 
 def test_prove_out_of_range_is_a_usage_error(logged: Path) -> None:
-    result = run("log", "prove", "60", "--log", str(logged))
+    result = run("log", "prove", "61", "--log", str(logged))
     assert result.exit_code == 2
-    assert "leaf 60 is not covered by the checkpoint at size 60" in result.stderr
+    assert "leaf 61 is not covered by the checkpoint at size 61" in result.stderr
 
 
 def test_consistency_proof_verifies(tmp_path: Path, logged: Path) -> None:
-    result = run("log", "consistency", "13", "60", "--log", str(logged), "--format", "json")
+    result = run("log", "consistency", "13", "61", "--log", str(logged), "--format", "json")
     doc = json.loads(result.stdout)
     verify_consistency(
         13,
-        60,
+        61,
         [base64.b64decode(h) for h in doc["proof"]],
         base64.b64decode(doc["old_root"]),
         base64.b64decode(doc["new_root"]),
     )
-    text = run("log", "consistency", "13", "60", "--log", str(logged)).stdout.split()
+    text = run("log", "consistency", "13", "61", "--log", str(logged)).stdout.split()
     assert text == doc["proof"]
-    assert run("log", "consistency", "0", "60", "--log", str(logged)).exit_code == 2
-    assert run("log", "consistency", "20", "61", "--log", str(logged)).exit_code == 2
+    assert run("log", "consistency", "0", "61", "--log", str(logged)).exit_code == 2
+    assert run("log", "consistency", "20", "62", "--log", str(logged)).exit_code == 2
 
 
 def _tampered_copy(src: Path, dst: Path, index: int) -> None:
@@ -197,16 +199,16 @@ def test_verify_ok_then_names_the_first_tampered_leaf(
     tmp_path: Path, logged: Path, key: tuple[Path, str]
 ) -> None:
     ok = run("log", "verify", "--log", str(logged), "--verifier-key", key[1])
-    assert ok.exit_code == 0 and ok.stdout.startswith("ok: 60 leaves, 1 checkpoint")
+    assert ok.exit_code == 0 and ok.stdout.startswith("ok: 61 leaves, 1 checkpoint")
     bad = tmp_path / "bad.db"
-    _tampered_copy(logged, bad, 1)
+    _tampered_copy(logged, bad, 2)
     result = run("log", "verify", "--log", str(bad), "--verifier-key", key[1])
     assert result.exit_code == 1
-    assert "FAILED: first bad leaf is 1" in result.stdout
+    assert "FAILED: first bad leaf is 2" in result.stdout
     doc = json.loads(
         run("log", "verify", "--log", str(bad), "--verifier-key", key[1], "--format", "json").stdout
     )
-    assert doc["ok"] is False and doc["first_bad_leaf"] == 1
+    assert doc["ok"] is False and doc["first_bad_leaf"] == 2
 
 
 def test_verify_with_another_key_fails(tmp_path: Path, logged: Path) -> None:
@@ -226,12 +228,12 @@ def test_export_and_verify_export(tmp_path: Path, logged: Path, key: tuple[Path,
     out = tmp_path / "export"
     assert run("log", "export", str(out), "--log", str(logged)).exit_code == 0
     lines = (out / "leaves.jsonl").read_bytes().split(b"\n")
-    assert lines[-1] == b"" and len(lines) == N_EVENTS + 2
+    assert lines[-1] == b"" and len(lines) == N_EVENTS + 3
     db = sqlite3.connect(logged)
     stored = [bytes(r[0]) for r in db.execute("SELECT data FROM leaves ORDER BY idx")]
     assert lines[:-1] == stored
     assert (out / "verifier.key").read_text().strip() == key[1]
-    assert (out / "checkpoints" / "60").is_file() and (out / "checkpoint").is_file()
+    assert (out / "checkpoints" / "61").is_file() and (out / "checkpoint").is_file()
     ok = run("log", "verify-export", str(out), "--verifier-key", key[1])
     assert ok.exit_code == 0, ok.output
     # with the key as a file too
@@ -259,7 +261,7 @@ def test_verify_export_detects_edits_truncation_and_extra_lines(
     assert cut.exit_code == 1 and "are missing" in cut.stderr
     leaves.write_bytes(original + b'{"v":1}\n')
     extra = run("log", "verify-export", str(out), "--verifier-key", key[1], "--format", "json")
-    assert extra.exit_code == 1 and json.loads(extra.stdout)["first_bad_leaf"] == 60
+    assert extra.exit_code == 1 and json.loads(extra.stdout)["first_bad_leaf"] == 61
 
 
 def test_log_append_events_and_decisions(

@@ -39,7 +39,7 @@ def test_recorded_engine_logs_what_it_returns(tmp_path: Path, bundle: pe.Bundle)
         assert cp is not None and cp.size == log.size()
         record = parse_record(log.leaf(log.size() - 1))
         assert record["decision"] == json.loads(decision.to_json())
-    assert log.size() == len(EVENTS) + 1  # + the bundle publication
+    assert log.size() == len(EVENTS) + 2  # + the bundle publication and the session
     assert log.audit(signer.verifier).ok
 
 
@@ -50,7 +50,7 @@ def test_batch_is_one_durable_append(tmp_path: Path, bundle: pe.Bundle) -> None:
     decisions = engine.evaluate_batch(EVENTS)
     expected = pe.Engine(bundle).evaluate_batch(EVENTS)
     assert [d.to_json() for d in decisions] == [d.to_json() for d in expected]
-    assert [cp.size for cp in log.store.checkpoints()] == [len(EVENTS) + 1]
+    assert [cp.size for cp in log.store.checkpoints()] == [len(EVENTS) + 2]
 
 
 class _Broken:
@@ -93,6 +93,6 @@ def test_threads_share_one_recorded_engine(tmp_path: Path, bundle: pe.Bundle) ->
     for t in threads:
         t.join()
     assert len(got) == len(EVENTS)
-    logged = {parse_record(data)["decision"]["event"]["id"] for _, data in log.leaves(1)}
+    logged = {parse_record(data)["decision"]["event"]["id"] for _, data in log.leaves(2)}
     assert logged == {e["id"] for e in EVENTS}
     assert log.audit(signer.verifier).ok

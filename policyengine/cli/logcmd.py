@@ -172,6 +172,8 @@ def _summary(obj: dict[str, Any]) -> str:
     kind = obj.get("kind")
     if kind == "bundle":
         return f"bundle {obj.get('digest')} ({len(obj.get('files', {}))} files)"
+    if kind == "session":
+        return f"session: engine {obj.get('engine_version')} starts from {obj.get('state')} state"
     if kind == "event":
         ev = obj.get("event", {})
         subject = ev.get("subject", {})

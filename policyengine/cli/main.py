@@ -22,7 +22,9 @@ from policyengine.cli._common import (
     Settings,
     no_color_option,
 )
+from policyengine.cli.audit import audit_group
 from policyengine.cli.check import check
+from policyengine.cli.diff import diff_cmd
 from policyengine.cli.evaluate import eval_cmd
 from policyengine.cli.explain import explain
 from policyengine.cli.fmt import fmt
@@ -129,6 +131,8 @@ cli.add_command(explain)
 cli.add_command(fmt)
 cli.add_command(keys)
 cli.add_command(log_group)
+cli.add_command(audit_group)
+cli.add_command(diff_cmd)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

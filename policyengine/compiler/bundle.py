@@ -30,6 +30,7 @@ from policyengine.compiler.graph import (
     untriggered_dependencies,
 )
 from policyengine.compiler.lower import Lowerer, snippet
+from policyengine.compiler.monitors import MonitorSpec, compile_monitors
 from policyengine.compiler.resolve import Program, ResolvedRule, ResolvedTest, resolve
 from policyengine.compiler.schema import TypeEnv, default_env
 from policyengine.compiler.typecheck import Context, check, expect_bool, literal_type
@@ -93,6 +94,8 @@ class Bundle:
     warnings: tuple[Diagnostic, ...] = field(default=())
     #: {path relative to the bundle root: source}; its canonical JSON hashes to `digest`.
     files: Mapping[str, str] = field(default_factory=dict)
+    #: Drift monitors by qualified id (`package.name`).
+    monitors: Mapping[str, MonitorSpec] = field(default_factory=dict)
 
     def rules_for(self, event_type: str) -> tuple[str, ...]:
         return tuple(p.rule for p in self.index.get(event_type, ()))
@@ -278,6 +281,7 @@ class _Compiler:
         for r in program.rules.values():
             self.check_structure(r)
         self.check_tests(program.tests)
+        monitors = compile_monitors(modules, self.diags)
         self.constants(program)
         graph = rule_graph(program)
         spans = {q: r.decl.name.span for q, r in program.rules.items()}
@@ -309,6 +313,7 @@ class _Compiler:
             nvars=nvars,
             warnings=tuple(d for d in self.diags if d.severity is Severity.WARNING),
             files=MappingProxyType(files),
+            monitors=MappingProxyType(monitors),
         )
 
     # ------------------------------------------------------------ structure
@@ -446,7 +451,9 @@ class _Compiler:
             )
             before = len(self.diags)
             check(c.expr, ctx)
-            if len(self.diags) > before:
+            # A constant built on one that failed has no value to compute (already reported).
+            failed_dep = any(dep not in self.const_values for dep in program.const_deps.get(q, ()))
+            if len(self.diags) > before or failed_dep:
                 continue
             lowerer = Lowerer(ctx.types, self.const_values, self.regexes, c.module.source)
             fn = lowerer.expr(c.expr)
@@ -496,7 +503,8 @@ class _Compiler:
             for part in d.message.parts:
                 if not isinstance(part, str):
                     check(part, ctx)
-        if len(self.diags) > before:
+        # Any error means no bundle is built; lowering could meet a constant that has no value.
+        if len(self.diags) > before or any(d.severity is Severity.ERROR for d in self.diags):
             return None, 0
         low = Lowerer(ctx.types, self.const_values, self.regexes, r.module.source)
         guard = low.expr(d.when) if d.when is not None else None

@@ -201,6 +201,59 @@ class Import:
         return self.alias.value if self.alias else self.package.value.rsplit(".", 1)[-1]
 
 
+# ---------------------------------------------------------------- monitors
+
+
+@dataclass(frozen=True, slots=True)
+class MetricCondition:
+    """`psi < 0.2`: what must hold for a feature to count as *not* drifted."""
+
+    metric: Ident
+    op: str
+    threshold: float
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureCheck:
+    """`numeric logP, assay_*: psi < 0.2, ks.p > 0.01`."""
+
+    kind: Ident
+    features: tuple[Ident, ...]
+    conditions: tuple[MetricCondition, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class BreachAction:
+    """One of `alert high`, `review by "qa" within 48h`, `trigger retrain`."""
+
+    kind: str
+    severity: Ident | None = None
+    roles: tuple[str, ...] = ()
+    within: timedelta | None = None
+    target: Ident | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    name: Ident
+    doc: str = ""
+    title: str | None = None
+    severity: Ident | None = None
+    refs: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    baseline: str | None = None
+    #: A duration (`window 7d`) or a row count (`window 50000 rows`).
+    window: timedelta | int | None = None
+    time_column: str | None = None
+    checks: tuple[FeatureCheck, ...] = ()
+    actions: tuple[BreachAction, ...] = ()
+    span: Span = _span()
+    repeated: tuple[tuple[str, Span], ...] = field(default=(), compare=False)
+
+
 # ---------------------------------------------------------------- tests
 
 
@@ -258,6 +311,7 @@ class Module:
     consts: tuple[Const, ...] = ()
     rules: tuple[Rule, ...] = ()
     tests: tuple[Test, ...] = ()
+    monitors: tuple[Monitor, ...] = ()
     path: str = field(default="<string>", compare=False)
     source: str = field(default="", compare=False, repr=False)
 

@@ -620,6 +620,36 @@ class _Docs:
                 out.append((("message",), ["message ", self.template(rule.message)]))
         return out
 
+    def monitor_clauses(self, mon: ast.Monitor) -> list[tuple[Key, Doc]]:
+        """The clauses of a monitor in canonical order, keyed like the layout."""
+        out: list[tuple[Key, Doc]] = []
+        if mon.title is not None:
+            out.append((("title",), ["title ", _string(mon.title)]))
+        if mon.severity is not None:
+            out.append((("severity",), "severity " + _name(mon.severity.value, "severity")))
+        if mon.models:
+            out.append((("model",), _words("model ", [_string(m) for m in mon.models])))
+        if mon.baseline is not None:
+            out.append((("baseline",), "baseline " + _string(mon.baseline)))
+        if isinstance(mon.window, timedelta):
+            out.append((("window",), "window " + _duration(mon.window)))
+        elif isinstance(mon.window, int):
+            out.append((("window",), f"window {mon.window} rows"))
+        if mon.time_column is not None:
+            out.append((("time_column",), "time_column " + _string(mon.time_column)))
+        if mon.refs:
+            out.append((("refs",), _words("refs ", [_string(v) for v in mon.refs])))
+        for j, check in enumerate(mon.checks):
+            features = ", ".join(_feature(f.value) for f in check.features)
+            conditions = [
+                f"{c.metric.value} {c.op} {_threshold(c.threshold)}" for c in check.conditions
+            ]
+            head = f"{_name(check.kind.value, 'check kind')} {features}: "
+            out.append((("check", str(j)), _words(head, conditions)))
+        if mon.actions:
+            out.append((("breach",), _words("on breach: ", [_action(a) for a in mon.actions], ";")))
+        return out
+
     def steps(self, test: ast.Test) -> list[tuple[Key, Doc]]:
         out: list[tuple[Key, Doc]] = []
         if test.at is not None:
@@ -669,13 +699,39 @@ def _key(key: Any) -> str:
     return key if _NAME.fullmatch(key) else _string(key)
 
 
-def _words(keyword: str, words: Sequence[str]) -> Doc:
+def _words(keyword: str, words: Sequence[str], sep: str = ",") -> Doc:
     """`keyword a, b, c`, wrapped like prose with a hanging indent."""
-    commas = tuple(w + "," for w in words[:-1]) + tuple(words[-1:])
+    commas = tuple(w + sep for w in words[:-1]) + tuple(words[-1:])
     return [keyword, _Nest(_STEP, _Fill(commas))]
 
 
 _EVENT_PATTERN = re.compile(r"[a-z*][a-z0-9_*]*(\.[a-z0-9_*]+)*")
+
+
+_FEATURE_GLOB = re.compile(r"[A-Za-z0-9_]*\*[A-Za-z0-9_*]*")
+
+
+def _feature(text: str) -> str:
+    if _NAME.fullmatch(text) or _FEATURE_GLOB.fullmatch(text):
+        return text
+    return _string(text)
+
+
+def _threshold(value: float) -> str:
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return ("-" if _is_negative(value) else "") + _float(abs(value))
+
+
+def _action(action: ast.BreachAction) -> str:
+    if action.kind == "alert" and action.severity is not None:
+        return "alert " + _name(action.severity.value, "severity")
+    if action.kind == "review" and action.within is not None:
+        roles = ", ".join(_string(r) for r in action.roles)
+        return f"review by {roles} within {_duration(action.within)}"
+    if action.kind == "trigger" and action.target is not None:
+        return "trigger " + _name(action.target.value, "trigger")
+    raise ValueError(f"cannot write breach action `{action.kind}`")
 
 
 def _event_pattern(text: str) -> str:
@@ -770,12 +826,13 @@ def _layout(module: ast.Module, comments: Sequence[Comment]) -> list[_Unit]:
             pos = in_comment[k][1]
 
     units: list[_Unit] = []
-    count = {"import": 0, "const": 0, "rule": 0, "test": 0}
+    count = {"import": 0, "const": 0, "rule": 0, "test": 0, "monitor": 0}
     expected = {
         "import": len(module.imports),
         "const": len(module.consts),
         "rule": len(module.rules),
         "test": len(module.tests),
+        "monitor": len(module.monitors),
     }
     for item in tree.children:
         assert isinstance(item, Tree)
@@ -808,6 +865,18 @@ def _layout(module: ast.Module, comments: Sequence[Comment]) -> list[_Unit]:
                 elif key[-1] == "when" and not rule.repeated:
                     _expr_slots(rule.when, child.slots)
                 unit.children.append(child)
+        elif kind == "monitor":
+            name = item.children[1]
+            assert isinstance(name, Token)
+            unit.body = brace_after(name.end_pos or 0)
+            checks = 0
+            for clause in item.children[2:]:
+                assert isinstance(clause, Tree)
+                key = (*unit.key, str(clause.data).removesuffix("_clause"))
+                if key[-1] == "check":
+                    key += (str(checks),)
+                    checks += 1
+                unit.children.append(_Unit(key, clause.meta.start_pos, clause.meta.end_pos))
         elif kind == "test":
             test = module.tests[index]
             name = item.children[0]
@@ -1041,6 +1110,7 @@ class _Printer:
             previous_multiline = multiline
         decls = [(r.span.start, 0, i) for i, r in enumerate(m.rules)]
         decls += [(t.span.start, 1, i) for i, t in enumerate(m.tests)]
+        decls += [(mon.span.start, 2, i) for i, mon in enumerate(m.monitors)]
         for _, kind, i in sorted(decls):
             self.blank()
             if kind == 0:
@@ -1050,6 +1120,13 @@ class _Printer:
                     _repeated(word, f"rule `{rule.name.value}`", span, self.source)
                 head = [*_doc_lines(rule.doc), f"rule {_name(rule.name.value, 'rule')} {{"]
                 self.block(("rule", str(i)), head, self.docs.clauses(rule))
+            elif kind == 2:
+                mon = m.monitors[i]
+                if mon.repeated:
+                    word, span = mon.repeated[0]
+                    _repeated(word, f"monitor `{mon.name.value}`", span, self.source)
+                head = [*_doc_lines(mon.doc), f"monitor {_name(mon.name.value, 'monitor')} {{"]
+                self.block(("monitor", str(i)), head, self.docs.monitor_clauses(mon))
             else:
                 test = m.tests[i]
                 head = [f"test {_string(test.name)} {{"]

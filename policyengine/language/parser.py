@@ -165,6 +165,7 @@ class _Builder(Transformer[Token, Any]):
             consts=tuple(i for i in rest if isinstance(i, ast.Const)),
             rules=tuple(i for i in rest if isinstance(i, ast.Rule)),
             tests=tuple(i for i in rest if isinstance(i, ast.Test)),
+            monitors=tuple(i for i in rest if isinstance(i, ast.Monitor)),
             path=self.file,
         )
 
@@ -264,6 +265,112 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True)
     def override_clause(self, meta: Meta, items: list[Token]) -> tuple[str, Any, Span]:
         return ("override", tuple(decode_string(str(t)) for t in items), self.meta_span(meta))
+
+    # monitors ----------------------------------------------------------
+    @v_args(meta=True)
+    def monitor_decl(self, meta: Meta, items: list[Any]) -> ast.Monitor:
+        doc, name, *clauses = items
+        fields: dict[str, Any] = {}
+        checks: list[ast.FeatureCheck] = []
+        repeated: list[tuple[str, Span]] = []
+        for keyword, value, span in clauses:
+            if keyword == "check":
+                checks.append(value)
+            elif keyword in fields:
+                repeated.append((keyword, span))
+            else:
+                fields[keyword] = value
+        return ast.Monitor(
+            name=self.ident(name),
+            doc=doc,
+            title=fields.get("title"),
+            severity=fields.get("severity"),
+            refs=fields.get("refs", ()),
+            models=fields.get("model", ()),
+            baseline=fields.get("baseline"),
+            window=fields.get("window"),
+            time_column=fields.get("time_column"),
+            checks=tuple(checks),
+            actions=fields.get("breach", ()),
+            span=self.meta_span(meta),
+            repeated=tuple(repeated),
+        )
+
+    @v_args(meta=True)
+    def model_clause(self, meta: Meta, items: list[Token]) -> tuple[str, Any, Span]:
+        return ("model", tuple(decode_string(str(t)) for t in items), self.meta_span(meta))
+
+    @v_args(meta=True)
+    def baseline_clause(self, meta: Meta, items: list[Token]) -> tuple[str, Any, Span]:
+        return ("baseline", decode_string(str(items[0])), self.meta_span(meta))
+
+    @v_args(meta=True)
+    def window_clause(self, meta: Meta, items: list[Token]) -> tuple[str, Any, Span]:
+        tok = items[0]
+        value: timedelta | int = (
+            parse_duration(str(tok)) if tok.type == "DURATION" else int(str(tok))
+        )
+        return ("window", value, self.meta_span(meta))
+
+    @v_args(meta=True)
+    def time_column_clause(self, meta: Meta, items: list[Token]) -> tuple[str, Any, Span]:
+        return ("time_column", decode_string(str(items[0])), self.meta_span(meta))
+
+    @v_args(meta=True)
+    def check_clause(self, meta: Meta, items: list[Any]) -> tuple[str, Any, Span]:
+        kind, *rest = items
+        features = tuple(i for i in rest if isinstance(i, ast.Ident))
+        conditions = tuple(i for i in rest if isinstance(i, ast.MetricCondition))
+        span = self.meta_span(meta)
+        return ("check", ast.FeatureCheck(self.ident(kind), features, conditions, span), span)
+
+    def feature(self, items: list[Token]) -> ast.Ident:
+        tok = items[0]
+        text = decode_string(str(tok)) if tok.type == "STRING" else str(tok)
+        return ast.Ident(text, self.tok_span(tok))
+
+    @v_args(meta=True)
+    def metric_cond(self, meta: Meta, items: list[Any]) -> ast.MetricCondition:
+        name, part, op, number = items
+        span = self.meta_span(meta)
+        metric = str(name) + (f".{part}" if part is not None else "")
+        first = self.tok_span(name)
+        last = self.tok_span(part) if part is not None else first
+        ident = ast.Ident(
+            metric,
+            Span(
+                first.file,
+                first.start,
+                last.end,
+                first.line,
+                first.column,
+                last.end_line,
+                last.end_column,
+            ),
+        )
+        return ast.MetricCondition(ident, str(op), float(str(number)), span)
+
+    @v_args(meta=True)
+    def breach_clause(self, meta: Meta, items: list[Any]) -> tuple[str, Any, Span]:
+        return ("breach", tuple(items), self.meta_span(meta))
+
+    @v_args(meta=True)
+    def alert_action(self, meta: Meta, items: list[Token]) -> ast.BreachAction:
+        return ast.BreachAction("alert", severity=self.ident(items[0]), span=self.meta_span(meta))
+
+    @v_args(meta=True)
+    def review_action(self, meta: Meta, items: list[Token]) -> ast.BreachAction:
+        *roles, within = items
+        return ast.BreachAction(
+            "review",
+            roles=tuple(decode_string(str(r)) for r in roles),
+            within=parse_duration(str(within)),
+            span=self.meta_span(meta),
+        )
+
+    @v_args(meta=True)
+    def trigger_action(self, meta: Meta, items: list[Token]) -> ast.BreachAction:
+        return ast.BreachAction("trigger", target=self.ident(items[0]), span=self.meta_span(meta))
 
     def template(self, tok: Token) -> ast.Template:
         return parse_template(tok, self.file, self.tok_span(tok))
@@ -598,7 +705,19 @@ _CLAUSES = {
     "REQUIRE": "require",
     "MESSAGE": "message",
 }
-_DECLARATIONS = frozenset({"IMPORT", "CONST", "RULE", "TEST", "DOC_LINE"})
+_MONITOR_CLAUSES = {
+    "TITLE": "title",
+    "SEVERITY": "severity",
+    "REFS": "refs",
+    "MODEL": "model",
+    "BASELINE": "baseline",
+    "WINDOW": "window",
+    "TIME_COLUMN": "time_column",
+    "CHECK_KIND": "numeric",
+    "ON": "on breach",
+}
+_DECLARATIONS = frozenset({"IMPORT", "CONST", "RULE", "MONITOR", "TEST", "DOC_LINE"})
+_DECLARATION_TEXT = "a declaration (`import`, `const`, `rule`, `monitor` or `test`)"
 _TEST_STEPS = {"AT": "at", "GIVEN": "given", "EVENT": "event", "EXPECT": "expect"}
 _OUTCOMES = ("allow", "allow_with_warnings", "review_required", "deny")
 _RULE_STATUSES = ("pass", "fail", "not_applicable", "error")
@@ -637,11 +756,14 @@ def _expected_text(expected: set[str], parser: Lark) -> str:
     if len(terms & _OPERATORS) >= 3:
         phrases.append("an operator")
         terms = {t for t in terms - _OPERATORS if _term_text(t, parser) != "??"}
+    if "MODEL" in terms and "CHECK_KIND" in terms:
+        phrases.append("a monitor clause (`model`, `numeric`, `categorical`, `on breach`, …)")
+        terms -= _MONITOR_CLAUSES.keys()
     if len(terms & _CLAUSES.keys()) >= 3:
         phrases.append("a rule clause (`layer`, `on`, `require`, …)")
         terms -= _CLAUSES.keys()
     if {"IMPORT", "CONST", "RULE", "TEST"} <= terms:
-        phrases.append("a declaration (`import`, `const`, `rule` or `test`)")
+        phrases.append(_DECLARATION_TEXT)
         terms -= _DECLARATIONS
     if len(terms & _TEST_STEPS.keys()) >= 3:
         phrases.append("a test step (`given`, `event`, `expect` or `at`)")
@@ -863,6 +985,14 @@ def _token_hint(
             None,
         )
     is_word = _WORD.fullmatch(word) is not None
+    if is_word and {"MODEL", "CHECK_KIND"} <= expected:
+        words = [*_MONITOR_CLAUSES.values(), "categorical"]
+        return (
+            f"unknown monitor clause `{word}`",
+            did_you_mean(word, words)
+            or f"a monitor's clauses are {_join_or([f'`{c}`' for c in words])}",
+            None,
+        )
     if is_word and len(expected & _CLAUSES.keys()) >= 3:
         clauses = list(_CLAUSES.values())
         return (
@@ -873,12 +1003,12 @@ def _token_hint(
         )
     if is_word and {"IMPORT", "CONST", "RULE", "TEST"} <= expected:
         return (
-            f"unexpected `{word}`; expected a declaration (`import`, `const`, `rule` or `test`)",
-            did_you_mean(word, ("import", "const", "rule", "test"))
+            f"unexpected `{word}`; expected {_DECLARATION_TEXT}",
+            did_you_mean(word, ("import", "const", "rule", "monitor", "test"))
             or (
                 f"`{word}` is a rule clause; clauses go inside `rule NAME {{ … }}`"
                 if word in _CLAUSES.values()
-                else "a file holds `import`, `const`, `rule` and `test` declarations"
+                else "a file holds `import`, `const`, `rule`, `monitor` and `test` declarations"
             ),
             None,
         )
@@ -975,10 +1105,13 @@ def _syntax_diagnostic(
         if special is not None:
             message, special_hint, special_span = special
             return Diagnostic(Code.SYNTAX, message, special_span or span, hint or special_hint)
-        if expected <= {"DOC_LINE", "CONST", "RULE"} and hint is None:
-            hint = "a doc comment (`///`) must come right before a `rule` or `const`"
+        if expected <= {"DOC_LINE", "CONST", "RULE", "MONITOR"} and hint is None:
+            hint = "a doc comment (`///`) must come right before a `rule`, `monitor` or `const`"
         if tok.type == "DOC_LINE" and hint is None:
-            hint = "doc comments (`///`) go right before a `rule` or `const`; use `//` otherwise"
+            hint = (
+                "doc comments (`///`) go right before a `rule`, `monitor` or `const`;"
+                " use `//` otherwise"
+            )
         if tok.type == "RBRACE" and "$END" in expected and hint is None:
             hint = "this `}` has no matching `{`"
         if word in _CLAUSES.values() and hint is None and not expected & _CLAUSES.keys():
@@ -1076,6 +1209,7 @@ def parse_module(text: str, file: str = "<string>") -> ast.Module:
         consts=module.consts,
         rules=module.rules,
         tests=module.tests,
+        monitors=module.monitors,
         path=file,
         source=text,
     )

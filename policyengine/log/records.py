@@ -7,6 +7,8 @@ Every leaf is the RFC 8785 canonical JSON of one record `{"v": 1, "kind": …, "
   leaves and roots on every run;
 - `bundle` — a policy bundle's publication: its digest and per-file SHA-256; the sources
   themselves are stored content-addressed beside the log so any decision can be replayed;
+- `session` — an engine started deciding with empty entity state: replay starts a fresh
+  state there, so two `eval --log` runs appended to one log replay as they ran;
 - `event` / `decision` without the other half — what `policyengine log append` ingests.
 
 Approvals and overrides are events, so they are logged with the decisions on them.
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 RECORD_VERSION = 1
-RECORD_KINDS = ("bundle", "decision", "event")
+RECORD_KINDS = ("bundle", "decision", "event", "session")
 
 
 def canonical(obj: Any) -> bytes:
@@ -106,12 +108,15 @@ class DecisionRecorder:
     """Logs decisions durably, publishing each bundle the first time a decision names it.
 
     `record` returns only after the leaves are committed (and a checkpoint signed when the
-    log has a signer): callers acknowledge a decision after that, never before.
+    log has a signer): callers acknowledge a decision after that, never before. The first
+    batch is preceded by a `session` record: the engine feeding this recorder started from
+    empty state, which is what replay needs to know to reproduce its decisions.
     """
 
     def __init__(self, log: TransparencyLog) -> None:
         self.log = log
         self._published: set[str] = set()
+        self._started = False
         self._lock = threading.Lock()
 
     def record(self, pairs: Sequence[tuple[Mapping[str, Any], Decision]], bundle: Bundle) -> range:
@@ -128,7 +133,19 @@ class DecisionRecorder:
                     f" not `{bundle.digest}`"
                 )
         leaves = [decision_record(event, decision) for event, decision in pairs]
-        indices = self.log.append(leaves, bundles=blobs)
         with self._lock:
+            first = not self._started
+            if first:
+                leaves.insert(
+                    0,
+                    record(
+                        "session",
+                        pairs[0][1].evaluated_at,
+                        engine_version=bundle.engine_version,
+                        state="empty",
+                    ),
+                )
+            indices = self.log.append(leaves, bundles=blobs)
+            self._started = True
             self._published.add(bundle.digest)
-        return indices
+        return indices[1:] if first else indices

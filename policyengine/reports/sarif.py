@@ -56,6 +56,7 @@ CODE_DESCRIPTIONS: Mapping[Code, str] = {
     Code.UNKNOWN_EVENT_TYPE: "unknown event type",
     Code.UNKNOWN_ENTITY_KIND: "unknown entity kind",
     Code.SHADOWED_NAME: "variable hides a built-in name",
+    Code.UNKNOWN_METRIC: "unknown drift metric",
     Code.TYPE_MISMATCH: "type mismatch",
     Code.WRONG_ARITY: "wrong number of arguments",
     Code.BAD_REGEX: "invalid regular expression",
