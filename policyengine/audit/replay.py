@@ -2,9 +2,9 @@
 
 Every logged decision that carries its event is judged again with the bundle it names
 (loaded from the sources stored beside the log, checked against the digest and compiled
-once per digest), at the logged evaluation time, against one entity state built up over
-the whole replay in log order — the state the original engine had if the log is one
-continuous history. The replayed decision must match the logged one byte for byte
+once per digest), at the logged evaluation time, against the entity state built up in log
+order since the latest `session` record (where an engine started from empty state) — the
+state the original engine had. The replayed decision must match the logged one byte for byte
 (canonical JSON), which is the GxP reproducibility check done mechanically.
 """
 
@@ -104,8 +104,8 @@ def replay(log: TransparencyLog) -> ReplayReport:
     """Re-judge every logged decision that carries its event under its own bundle.
 
     Each decision is judged with `judge(bundle, state, event, evaluated_at)`: the bundle it
-    names, its logged evaluation time and one state store shared by the whole replay, so
-    approvals and overrides logged earlier count exactly as they did. The replayed decision
+    names, its logged evaluation time and one state store per session (reset at each
+    `session` record), so approvals and overrides logged earlier count exactly as they did. The replayed decision
     is compared byte for byte with the logged one, except that a different
     `engine_version` alone is not a non-reproduction: the bundle digest pins the policies,
     and an engine upgrade that still decides identically is exactly what a replay should

@@ -70,7 +70,7 @@ def replay_cmd(log_path: str, fmt: str, output: str | None) -> None:
     """Judge every logged event again with the bundle its decision names.
 
     Bundles are loaded from the sources stored beside the log; events are judged in log
-    order, at their logged evaluation time, against one entity state. Each replayed
+    order, at their logged evaluation time, against the entity state of its session. Each replayed
     decision must equal the logged one byte for byte (a different engine version alone
     is reported but tolerated). Decisions logged without their event are listed as not
     replayable.
