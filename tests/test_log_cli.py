@@ -153,6 +153,15 @@ def test_prove_gives_a_tlog_proof_that_verifies_offline(
     assert bad.exit_code == 1 and "differs from the leaf data" in bad.stderr
 
 
+def test_prove_by_event_id(logged: Path, key: tuple[Path, str]) -> None:
+    by_event = run("log", "prove", "--event", "evt-007", "--log", str(logged)).stdout
+    assert by_event == run("log", "prove", "8", "--log", str(logged)).stdout
+    missing = run("log", "prove", "--event", "evt-nope", "--log", str(logged))
+    assert missing.exit_code == 2 and "no decision on event `evt-nope`" in missing.stderr
+    both = run("log", "prove", "8", "--event", "evt-007", "--log", str(logged))
+    assert both.exit_code == 2 and "either a leaf INDEX or --event ID" in both.stderr
+
+
 def test_tampered_proof_is_rejected(tmp_path: Path, logged: Path, key: tuple[Path, str]) -> None:
     text = run("log", "prove", "3", "--log", str(logged)).stdout
     lines = text.split("\n")

@@ -40,6 +40,8 @@ def test_recorded_engine_logs_what_it_returns(tmp_path: Path, bundle: pe.Bundle)
         record = parse_record(log.leaf(log.size() - 1))
         assert record["decision"] == json.loads(decision.to_json())
     assert log.size() == len(EVENTS) + 2  # + the bundle publication and the session
+    # each decision can be found by the id of the event it judged
+    assert [log.find(e["id"]) for e in EVENTS] == [[i + 2] for i in range(len(EVENTS))]
     assert log.audit(signer.verifier).ok
 
 

@@ -105,8 +105,8 @@ def replay(log: TransparencyLog) -> ReplayReport:
 
     Each decision is judged with `judge(bundle, state, event, evaluated_at)`: the bundle it
     names, its logged evaluation time and one state store per session (reset at each
-    `session` record), so approvals and overrides logged earlier count exactly as they did. The replayed decision
-    is compared byte for byte with the logged one, except that a different
+    `session` record), so approvals and overrides logged earlier count exactly as they did.
+    The replayed decision is compared byte for byte with the logged one, except that a different
     `engine_version` alone is not a non-reproduction: the bundle digest pins the policies,
     and an engine upgrade that still decides identically is exactly what a replay should
     confirm. Such decisions are compared with the version set to the logged one and counted

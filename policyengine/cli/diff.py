@@ -69,9 +69,9 @@ def diff_cmd(
     """Replay the logged events under proposed policies and report what would change.
 
     Every event logged with its decision is judged again under the new bundle, in log
-    order, at its logged evaluation time, against the entity state of its session; the report counts the
-    outcome and rule-status transitions (allow → deny, pass → fail, …) with the first
-    examples of each.
+    order, at its logged evaluation time, against the entity state of its session; the
+    report counts the outcome and rule-status transitions (allow → deny, pass → fail, …)
+    with the first examples of each.
     """
     s = settings()
     bundle = load_policies(policies)

@@ -255,14 +255,26 @@ def checkpoint(log_path: str, key_path: str | None) -> None:
 
 @log_group.command("prove")
 @LOG_OPTION
-@click.argument("index", type=int)
+@click.argument("index", type=int, required=False)
+@click.option("--event", "event_id", metavar="ID", help="Prove the latest decision on event ID.")
 @click.option("--size", type=int, help="Prove against the checkpoint of this size.")
 @click.option("--output", "-o", metavar="FILE", help="Write the proof to FILE (.tlog-proof).")
 @no_color_option
-def prove(log_path: str, index: int, size: int | None, output: str | None) -> None:
-    """Print a C2SP tlog-proof for leaf INDEX: the leaf bytes (as `extra`), the inclusion
-    proof and the signed checkpoint — one file that verifies offline."""
+def prove(
+    log_path: str, index: int | None, event_id: str | None, size: int | None, output: str | None
+) -> None:
+    """Print a C2SP tlog-proof for leaf INDEX (or the decision on --event ID): the leaf bytes
+    (as `extra`), the inclusion proof and the signed checkpoint — one file that verifies
+    offline."""
+    if (index is None) == (event_id is None):
+        raise CliError("give either a leaf INDEX or --event ID")
     with _open(log_path) as log:
+        if event_id is not None:
+            found = log.find(event_id)
+            if not found:
+                raise CliError(f"no decision on event `{event_id}` in `{log_path}`")
+            index = found[-1]
+        assert index is not None
         proof = log.prove(index, size)
     with Sink(output, False) as sink:
         sink.write_text(proof.to_text())

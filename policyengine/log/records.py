@@ -133,9 +133,11 @@ class DecisionRecorder:
                     f" not `{bundle.digest}`"
                 )
         leaves = [decision_record(event, decision) for event, decision in pairs]
+        keys: list[str | None] = [decision.event_id for _, decision in pairs]
         with self._lock:
             first = not self._started
             if first:
+                keys.insert(0, None)
                 leaves.insert(
                     0,
                     record(
@@ -145,7 +147,7 @@ class DecisionRecorder:
                         state="empty",
                     ),
                 )
-            indices = self.log.append(leaves, bundles=blobs)
+            indices = self.log.append(leaves, bundles=blobs, keys=keys)
             self._started = True
             self._published.add(bundle.digest)
         return indices[1:] if first else indices

@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS checkpoints(
   size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS bundles(digest TEXT PRIMARY KEY, sources BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS record_keys(
+  key TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY(key, idx)
+) WITHOUT ROWID;
 """
 
 _APPEND_ONLY = "the decision log is append-only"
@@ -40,7 +43,7 @@ _APPEND_ONLY = "the decision log is append-only"
 
 def _triggers() -> str:
     out = []
-    for table in ("leaves", "nodes", "checkpoints", "bundles"):
+    for table in ("leaves", "nodes", "checkpoints", "bundles", "record_keys"):
         for op in ("UPDATE", "DELETE"):
             out.append(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
@@ -232,6 +235,13 @@ class SQLiteStore:
             row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def find(self, key: str) -> list[int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT idx FROM record_keys WHERE key=? ORDER BY idx", (key,)
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -255,12 +265,15 @@ class _Txn:
         start: int,
         leaves: Sequence[tuple[bytes, bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
+        keys: Sequence[tuple[str, int]] = (),
     ) -> None:
         self._db.executemany(
             "INSERT INTO leaves(idx, hash, data) VALUES(?,?,?)",
             ((start + i, h, d) for i, (h, d) in enumerate(leaves)),
         )
         self._db.executemany("INSERT INTO nodes(level, idx, hash) VALUES(?,?,?)", nodes)
+        if keys:
+            self._db.executemany("INSERT INTO record_keys(key, idx) VALUES(?,?)", keys)
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         self._db.execute(

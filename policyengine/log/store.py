@@ -39,8 +39,10 @@ class AppendTxn(Protocol):
         start: int,
         leaves: Sequence[tuple[bytes, bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
+        keys: Sequence[tuple[str, int]] = (),
     ) -> None:
-        """Store leaves `(hash, data)` from index `start` and completed interior nodes."""
+        """Store leaves `(hash, data)` from index `start`, completed interior nodes and
+        lookup keys `(key, leaf index)` (e.g. the event id a decision is about)."""
         ...
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
@@ -84,6 +86,10 @@ class LogStore(Protocol):
     def checkpoint_at_or_after(self, size: int) -> StoredCheckpoint | None: ...
 
     def get_bundle(self, digest: str) -> bytes | None: ...
+
+    def find(self, key: str) -> list[int]:
+        """Indices of the leaves stored under a lookup key, in log order."""
+        ...
 
     def bundles(self) -> Iterator[tuple[str, bytes]]: ...
 
