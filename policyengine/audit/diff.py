@@ -3,9 +3,10 @@
 The impact analysis for a policy change: every logged event is judged again under the new
 bundle, in log order, at its logged evaluation time, against the entity state of its
 session — with the engine's usual semantics, so an approval the new bundle would deny no
-longer counts for the deployment after it. Each decision is compared with the logged one by outcome and by each
-rule's status; the report groups the changes (allow→deny, rule pass→fail, …) with the first
-few examples of each, for a terminal, for scripts (JSON) and for a pull request (Markdown).
+longer counts for the deployment after it. Each decision is compared with the logged one
+by outcome and by each rule's status; the report groups the changes (allow→deny, rule
+pass→fail, …) with the first few examples of each, for a terminal, for scripts (JSON) and
+for a pull request (Markdown).
 """
 
 from __future__ import annotations

@@ -164,13 +164,17 @@ class TransparencyLog:
         *,
         bundles: Sequence[BundleBlob] = (),
         sign: bool = True,
+        keys: Sequence[str | None] | None = None,
     ) -> range:
         """Append leaves durably (one transaction) and return their indices.
 
         Each bundle not yet stored is stored and its publication leaf goes in first, so a
         decision never precedes the bundle it names. With a signer and `sign`, a checkpoint
-        covering the new leaves is signed in the same transaction.
+        covering the new leaves is signed in the same transaction. `keys[i]`, when given,
+        indexes `leaves[i]` for `find` (the event id of a decision record).
         """
+        if keys is not None and len(keys) != len(leaves):
+            raise ValueError("keys must give one entry per leaf")
         with self.store.append_txn() as txn:
             start = txn.size()
             batch = [lf for digest, blob, lf in bundles if txn.put_bundle(digest, blob)]
@@ -179,7 +183,9 @@ class TransparencyLog:
                 frontier = _frontier(txn, start)
                 hashes = [leaf_hash(lf) for lf in batch]
                 nodes = _extend(frontier, start, hashes)
-                txn.write(start, list(zip(hashes, batch, strict=True)), nodes)
+                first = start + len(batch) - len(leaves)
+                index = [(k, first + i) for i, k in enumerate(keys or ()) if k is not None]
+                txn.write(start, list(zip(hashes, batch, strict=True)), nodes, index)
             if self.signer is not None and sign:
                 self._sign(txn, start + len(batch))
         end = start + len(batch)
@@ -230,6 +236,10 @@ class TransparencyLog:
             raise LogError(f"the log holds {self.store.size()} leaves, not {n}")
         return range_root(self.store, 0, n)
 
+    def find(self, key: str) -> list[int]:
+        """Leaves appended under `key` (for decisions: the event id), in log order."""
+        return self.store.find(key)
+
     def leaf(self, index: int) -> bytes:
         return self.store.leaf(index)[1]
 
@@ -275,9 +285,9 @@ class TransparencyLog:
                     " (hint: `policyengine log checkpoint --log DB --key KEY` signs one)"
                 )
             return cp
-        for cp in self.store.checkpoints():
-            if cp.size == size:
-                return cp
+        found = self.store.checkpoint_at_or_after(size)  # one indexed read, not every row
+        if found is not None and found.size == size:
+            return found
         raise LogError(f"no signed checkpoint at size {size}")
 
     # ------------------------------------------------------------------ audit
