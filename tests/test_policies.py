@@ -109,7 +109,10 @@ def test_enforcement_matches_severity(bundle: Bundle) -> None:
 
 def test_rule_dependency_is_used(bundle: Bundle) -> None:
     deps = {info.id: info.depends_on for info in bundle.rules.values() if info.depends_on}
-    assert deps == {"gxp.audit.training_lineage_pinned": ("gxp.audit.model_has_training_run",)}
+    assert deps == {
+        "gxp.audit.training_lineage_pinned": ("gxp.audit.model_has_training_run",),
+        "gxp.audit.upstream_lineage_registered": ("gxp.audit.model_has_training_run",),
+    }
 
 
 def _override_decision(bundle: Bundle, rule: str, role: str) -> Any:

@@ -11,11 +11,12 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from policyengine.compiler import types as T
-from policyengine.compiler.schema import ENVELOPE_FIELDS
-from policyengine.compiler.typecheck import TypeMap
+from policyengine.compiler.schema import ENVELOPE_FIELDS, default_env
+from policyengine.compiler.typecheck import TypeMap, upstream_kind
 from policyengine.language import ast
 from policyengine.runtime.errors import EvalError
 from policyengine.runtime.frame import Frame
@@ -134,6 +135,24 @@ def _parse_time(text: Any, span: ast.Span) -> datetime:
     except ValueError:
         raise EvalError(f"`{text}` is not a valid date and time", span) from None
     return value.astimezone(UTC)
+
+
+@cache
+def entity_references() -> dict[str, tuple[tuple[str, str, bool], ...]]:
+    """{entity kind: ((field, referenced kind, is a list), …)} from the entity models."""
+    out: dict[str, tuple[tuple[str, str, bool], ...]] = {}
+    for kind, record in default_env().entities.items():
+        refs: list[tuple[str, str, bool]] = []
+        for name, t in record.fields.items():
+            s = T.strip(t)
+            if isinstance(s, T.Entity):
+                refs.append((name, s.kind, False))
+            elif isinstance(s, T.ListOf) and isinstance(T.strip(s.item), T.Entity):
+                item = T.strip(s.item)
+                assert isinstance(item, T.Entity)
+                refs.append((name, item.kind, True))
+        out[kind] = tuple(refs)
+    return out
 
 
 class Lowerer:
@@ -721,6 +740,49 @@ class Lowerer:
 
         return comp
 
+    # ------------------------------------------------------------ lineage
+    def _lineage(self, e: ast.Call) -> Fn:
+        """`upstream(x, "kind")` walks the Ref fields of entity state breadth-first from x;
+        `known(x)` says whether x is in the state store. Pure reads of state, so lineage
+        rules stay as reproducible as any other."""
+        start_t = T.strip(self.type_of(e.args[0]))
+        start_kind = start_t.kind if isinstance(start_t, T.Entity) else ""
+        arg = self.expr(e.args[0])
+        span = e.span
+        if e.func == "known":
+
+            def known(f: Frame) -> bool:
+                ref = arg(f)
+                return ref is not None and f.state.get(start_kind, ref) is not None
+
+            return known
+        target = upstream_kind(e.args[1], self.consts) or ""
+        refs = entity_references()
+
+        def upstream(f: Frame) -> list[Any]:
+            ref = arg(f)
+            if not isinstance(ref, str):
+                raise EvalError(f"`upstream` needs an entity id, got `{format_value(ref)}`", span)
+            seen = {(start_kind, ref)}
+            queue = [(start_kind, ref)]
+            out: list[Any] = []
+            while queue:
+                kind, ident = queue.pop(0)
+                ent = f.state.get(kind, ident)
+                if ent is None:
+                    continue
+                for field_name, ref_kind, many in refs.get(kind, ()):
+                    value = ent.get(field_name)
+                    for v in value if many and isinstance(value, list) else (value,):
+                        if isinstance(v, str) and (ref_kind, v) not in seen:
+                            seen.add((ref_kind, v))
+                            queue.append((ref_kind, v))
+                            if ref_kind == target:
+                                out.append(v)
+            return out
+
+        return upstream
+
     # ------------------------------------------------------------ calls
     def _call(self, e: ast.Call) -> Fn:
         name, span = e.func, e.span
@@ -761,6 +823,8 @@ class Lowerer:
                 return regex.search(s) is not None
 
             return matches
+        if name in ("upstream", "known"):
+            return self._lineage(e)
         args = tuple(self.expr(a) for a in e.args)
         if name == "time":
             only = args[0]

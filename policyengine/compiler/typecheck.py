@@ -569,6 +569,60 @@ def _has(e: ast.Call, ts: list[T.Type], ctx: Context) -> T.Type:
     return T.BOOL
 
 
+def _entity_arg(e: ast.Call, t: T.Type, ctx: Context) -> T.Entity | None:
+    s = T.strip(t)
+    if isinstance(s, T.Entity):
+        return s
+    if s != T.ANY:
+        ctx.error(
+            Code.TYPE_MISMATCH,
+            f"`{e.func}` needs an entity such as `subject` or `subject.training_run`, found `{t}`",
+            e.args[0].span,
+            FUNCTION_DOCS.get(e.func),
+        )
+    return None
+
+
+def _upstream(e: ast.Call, ts: list[T.Type], ctx: Context) -> T.Type:
+    if not _arity(e, 2, ctx):
+        return T.ANY
+    _entity_arg(e, ts[0], ctx)
+    arg = e.args[1]
+    kind = upstream_kind(arg, ctx.const_values)
+    if kind is None:
+        return ctx.error(
+            Code.NOT_CONSTANT,
+            "the kind in `upstream` must be a quoted entity kind or a string constant",
+            arg.span,
+            'e.g. `upstream(subject, "dataset")`',
+        )
+    if kind not in ctx.env.entities:
+        return ctx.error(
+            Code.UNKNOWN_ENTITY_KIND,
+            f"unknown entity kind `{kind}`",
+            arg.span,
+            did_you_mean(kind, ctx.env.entities)
+            or "kinds: " + ", ".join(f"`{k}`" for k in sorted(ctx.env.entities)),
+        )
+    return T.ListOf(T.Entity(kind))
+
+
+def upstream_kind(arg: ast.Expr, const_values: Mapping[str, Any]) -> str | None:
+    """The entity kind named by `upstream`'s second argument: a literal or a constant."""
+    if isinstance(arg, ast.Literal) and isinstance(arg.value, str):
+        return arg.value
+    if isinstance(arg, ast.ConstRef):
+        value = const_values.get(arg.qualified)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _known(e: ast.Call, ts: list[T.Type], ctx: Context) -> T.Type:
+    if _arity(e, 1, ctx):
+        _entity_arg(e, ts[0], ctx)
+    return T.BOOL
+
+
 def _rule_fn(result: T.Type) -> Sig:
     def sig(e: ast.Call, ts: list[T.Type], ctx: Context) -> T.Type:
         _arity(e, 1, ctx)
@@ -598,6 +652,8 @@ FUNCTIONS: dict[str, Sig] = {
     "values": _map_fn(T.ListOf),
     "abs": _abs,
     "time": _time,
+    "upstream": _upstream,
+    "known": _known,
 }
 
 FUNCTION_DOCS: dict[str, str] = {
@@ -621,6 +677,9 @@ FUNCTION_DOCS: dict[str, str] = {
     "values": "`values(map)` in key order",
     "abs": "`abs(number)` or `abs(duration)`",
     "time": "`time(text)` parses an RFC 3339 timestamp",
+    "upstream": '`upstream(entity, "kind")`: every entity of that kind its lineage references,'
+    " transitively",
+    "known": "`known(entity)` is true when the referenced entity has been registered",
 }
 
 
