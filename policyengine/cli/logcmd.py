@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,13 @@ from policyengine.log import (
     parse_record,
     verify_proof,
 )
-from policyengine.log.export import export_log, verify_export
+from policyengine.log.cosignature import (
+    CosignatureVerifier,
+    CosignedCheckpoint,
+    load_witness_verifier,
+    verify_cosigned,
+)
+from policyengine.log.export import ExportReport, export_log, verify_export
 from policyengine.log.records import record
 from policyengine.runtime.values import to_jsonable
 
@@ -56,6 +63,44 @@ VERIFIER_OPTION = click.option(
     metavar="KEY|FILE",
     help="The log's verifier key (`name+hexid+base64`), or a file holding it.",
 )
+
+
+WITNESS_KEY_OPTION = click.option(
+    "--witness-key",
+    "witness_keys",
+    multiple=True,
+    metavar="KEY|FILE",
+    help="A trusted witness's verifier key (type 0x04), or a file holding it; repeatable. "
+    "The checkpoint must carry cosignatures from --quorum of them.",
+)
+QUORUM_OPTION = click.option(
+    "--quorum",
+    type=int,
+    metavar="N",
+    help="How many distinct --witness-key witnesses must have cosigned. Default: all given.",
+)
+
+
+def _witnesses(keys: tuple[str, ...], quorum: int | None) -> tuple[list[CosignatureVerifier], int]:
+    witnesses = [load_witness_verifier(k) for k in keys]
+    distinct = len({w.public_key for w in witnesses})
+    if quorum is None:
+        return witnesses, distinct
+    if not witnesses and quorum:
+        raise CliError(f"--quorum {quorum} needs --witness-key", "name the witnesses you trust")
+    if not 0 <= quorum <= distinct:
+        raise CliError(
+            f"--quorum {quorum} can never be met by {distinct} distinct witness key"
+            f"{'s' if distinct != 1 else ''}",
+            f"use a quorum between 0 and {distinct}",
+        )
+    return witnesses, quorum
+
+
+def _vouched(cosigned: CosignedCheckpoint | None) -> str:
+    if cosigned is None or not cosigned.cosignatures:
+        return ""
+    return "; cosigned by " + ", ".join(f"`{c.name}` at {c.time}" for c in cosigned.cosignatures)
 
 
 def _open(path: str) -> TransparencyLog:
@@ -236,7 +281,8 @@ def show(log_path: str, start: int, end: int | None, fmt: str) -> None:
 )
 @no_color_option
 def checkpoint(log_path: str, key_path: str | None) -> None:
-    """Print the latest signed checkpoint (C2SP tlog-checkpoint as a signed note)."""
+    """Print the latest signed checkpoint (C2SP tlog-checkpoint as a signed note), with any
+    witness cosignatures attached to it."""
     signer = load_signer(key_path) if key_path else None
     with TransparencyLog.open(log_path, signer) as log:
         cp = log.sign_checkpoint() if signer else log.latest_checkpoint()
@@ -250,7 +296,8 @@ def checkpoint(log_path: str, key_path: str | None) -> None:
                 f"{log.size() - cp.size} leaves are newer than this checkpoint; pass --key to"
                 " sign one that covers them"
             )
-    click.echo(cp.note, nl=False)
+        note = log.cosigned_note(cp.size)
+    click.echo(note, nl=False)
 
 
 @log_group.command("prove")
@@ -304,6 +351,55 @@ def consistency(log_path: str, old: int, new: int, fmt: str) -> None:
     else:
         for line in b64:
             click.echo(line)
+
+
+@log_group.command("cosign")
+@LOG_OPTION
+@click.option(
+    "--witness-key",
+    "witness_key",
+    required=True,
+    metavar="KEY|FILE",
+    help="The witness's verifier key (`name+hexid+base64`, type 0x04), or a file holding it.",
+)
+@click.option(
+    "--size", type=int, metavar="N", help="Tree size of the checkpoint it cosigns. Default: latest."
+)
+@click.argument("line_file", metavar="LINE_FILE")
+@no_color_option
+def cosign_cmd(log_path: str, witness_key: str, size: int | None, line_file: str) -> None:
+    """Attach a witness's cosignature — the line `policyengine witness cosign` prints, in
+    LINE_FILE (`-` for stdin) — to a checkpoint, after verifying it. `prove` and `export`
+    then hand out the checkpoint with the cosignature."""
+    witness = load_witness_verifier(witness_key)
+    try:
+        with click.open_file(line_file, "r", encoding="utf-8") as fh:
+            lines = [line for line in fh.read().split("\n") if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read `{line_file}`: {exc}") from None
+    if not lines:
+        raise CliError(f"`{line_file}` holds no cosignature line")
+    hint = None if size is not None else "pass --size N of the checkpoint the witness cosigned"
+    with _open(log_path) as log:
+        if size is None:
+            latest = log.latest_checkpoint()
+            if latest is None:
+                raise CliError("the log has no signed checkpoint to attach a cosignature to")
+            size = latest.size
+        for line in lines:
+            try:
+                added = log.add_cosignature(size, line, witness)
+            except VerificationError as exc:
+                settings().error(
+                    f"cosignature does not verify against the checkpoint at size {size}: {exc}",
+                    hint,
+                )
+                click.get_current_context().exit(EXIT_FINDINGS)
+            settings().note(
+                f"attached cosignature by `{witness.name}` to the checkpoint at size {size}"
+                if added
+                else f"cosignature by `{witness.name}` was already attached at size {size}"
+            )
 
 
 # ---------------------------------------------------------------- verification
@@ -376,14 +472,27 @@ def export(log_path: str, directory: str) -> None:
     metavar="KEY|FILE",
     help="The log's verifier key, obtained independently of the export.",
 )
+@WITNESS_KEY_OPTION
+@QUORUM_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @no_color_option
-def verify_export_cmd(directory: str, verifier_key: str, fmt: str) -> None:
-    """Check an exported folder with nothing but the verifier key."""
+def verify_export_cmd(
+    directory: str,
+    verifier_key: str,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
+    fmt: str,
+) -> None:
+    """Check an exported folder with nothing but the verifier key (and, with --witness-key,
+    that the latest checkpoint is cosigned by a quorum of trusted witnesses)."""
     verifier = load_verifier(verifier_key)
+    witnesses, quorum = _witnesses(witness_keys, quorum)
     report = verify_export(directory, verifier)
+    cosigned = None
+    if witnesses:
+        cosigned = _check_export_cosignatures(Path(directory), verifier, witnesses, quorum, report)
     if fmt == "json":
-        doc = {
+        doc: dict[str, Any] = {
             "ok": report.ok,
             "size": report.size,
             "checkpoints": report.checkpoints,
@@ -392,18 +501,53 @@ def verify_export_cmd(directory: str, verifier_key: str, fmt: str) -> None:
             "bad_range": list(report.bad_range) if report.bad_range else None,
             "problems": report.problems,
         }
+        if witnesses:
+            doc["cosignatures"] = [
+                {"witness": c.name, "key_id": f"{c.key_id:08x}", "time": c.time}
+                for c in (cosigned.cosignatures if cosigned else ())
+            ]
         click.echo(json.dumps(doc, indent=2))
     elif report.ok:
         click.echo(
             f"ok: {_n(report.size, 'leaf', 'leaves')}, {_n(report.checkpoints, 'checkpoint')}"
             f" and {_n(report.bundles, 'bundle')} verified against"
-            f" `{verifier.to_key_string()}`"
+            f" `{verifier.to_key_string()}`{_vouched(cosigned)}"
         )
     else:
         for problem in report.problems:
             settings().error(problem)
         click.echo(f"FAILED: {_where(report.first_bad_leaf, report.bad_range)}")
     click.get_current_context().exit(EXIT_OK if report.ok else EXIT_FINDINGS)
+
+
+def _check_export_cosignatures(
+    directory: Path,
+    verifier: Verifier,
+    witnesses: list[CosignatureVerifier],
+    quorum: int,
+    report: ExportReport,
+) -> CosignedCheckpoint | None:
+    """Every trusted cosignature in the folder must verify; the latest checkpoint needs a
+    quorum. Files whose log signature already failed are not reported twice."""
+    cp_dir = directory / "checkpoints"
+    files = [("checkpoint", directory / "checkpoint", quorum)] + [
+        (f"checkpoints/{f.name}", f, 0)
+        for f in (sorted(cp_dir.iterdir()) if cp_dir.is_dir() else [])
+    ]
+    latest: CosignedCheckpoint | None = None
+    for label, path, needed in files:
+        if any(p.startswith(f"{label}:") or f"`{label}`" in p for p in report.problems):
+            continue
+        try:
+            result = verify_cosigned(
+                path.read_bytes(), verifier, witnesses, needed, now=int(time.time())
+            )
+        except (OSError, VerificationError) as exc:
+            report.fail(f"{label}: {exc}")
+            continue
+        if label == "checkpoint":
+            latest = result
+    return latest
 
 
 @log_group.command("verify-proof")
@@ -415,24 +559,39 @@ def verify_export_cmd(directory: str, verifier_key: str, fmt: str) -> None:
     metavar="FILE",
     help="Your own copy of the record (exact bytes); default: the leaf inside the proof.",
 )
+@WITNESS_KEY_OPTION
+@QUORUM_OPTION
 @no_color_option
-def verify_proof_cmd(proof_file: str, verifier_key: str, leaf_file: str | None) -> None:
-    """Check a tlog-proof offline: the checkpoint signature and the leaf's inclusion."""
+def verify_proof_cmd(
+    proof_file: str,
+    verifier_key: str,
+    leaf_file: str | None,
+    witness_keys: tuple[str, ...],
+    quorum: int | None,
+) -> None:
+    """Check a tlog-proof offline: the checkpoint signature and the leaf's inclusion (and, with
+    --witness-key, the witnesses' cosignatures on the checkpoint)."""
     verifier = load_verifier(verifier_key)
+    witnesses, quorum = _witnesses(witness_keys, quorum)
     try:
         text = Path(proof_file).read_bytes()
         leaf = Path(leaf_file).read_bytes() if leaf_file else None
     except OSError as exc:
         raise CliError(f"cannot read `{exc.filename}`: {exc.strerror or exc}") from None
+    cosigned = None
     try:
         cp, data = verify_proof(TlogProof.parse(text), verifier, leaf=leaf)
+        if witnesses:
+            cosigned = verify_cosigned(
+                TlogProof.parse(text).checkpoint, verifier, witnesses, quorum, now=int(time.time())
+            )
     except VerificationError as exc:
         settings().error(f"proof does not verify: {exc}")
         click.get_current_context().exit(EXIT_FINDINGS)
     proof = TlogProof.parse(text)
     click.echo(
         f"ok: leaf {proof.index} is in `{cp.origin}` at tree size {cp.size}"
-        f" ({len(data)} bytes, sha256 {_short(data)})"
+        f" ({len(data)} bytes, sha256 {_short(data)}){_vouched(cosigned)}"
     )
 
 

@@ -31,6 +31,7 @@ from policyengine.cli.fmt import fmt
 from policyengine.cli.keys import keys
 from policyengine.cli.logcmd import log_group
 from policyengine.cli.policytest import test_cmd
+from policyengine.cli.witness import witness_group
 from policyengine.log import LogError
 
 __all__ = ["cli", "main"]
@@ -133,6 +134,7 @@ cli.add_command(keys)
 cli.add_command(log_group)
 cli.add_command(audit_group)
 cli.add_command(diff_cmd)
+cli.add_command(witness_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -4,6 +4,13 @@ The public surface is re-exported here; the modules behind it are private.
 """
 
 from policyengine.log.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from policyengine.log.cosignature import (
+    CosignatureVerifier,
+    CosignedCheckpoint,
+    WitnessSigner,
+    cosign,
+    verify_cosigned,
+)
 from policyengine.log.errors import LogError, VerificationError
 from policyengine.log.keys import DEFAULT_KEY_NAME, generate_key_file, load_signer, load_verifier
 from policyengine.log.merkle import (
@@ -43,6 +50,8 @@ __all__ = [
     "AppendTxn",
     "AuditReport",
     "Checkpoint",
+    "CosignatureVerifier",
+    "CosignedCheckpoint",
     "DecisionRecorder",
     "HashReader",
     "LogError",
@@ -55,9 +64,11 @@ __all__ = [
     "TransparencyLog",
     "VerificationError",
     "Verifier",
+    "WitnessSigner",
     "bundle_blob",
     "canonical",
     "consistency_proof",
+    "cosign",
     "decision_record",
     "generate_key_file",
     "inclusion_proof",
@@ -76,6 +87,7 @@ __all__ = [
     "sign_note",
     "verify_checkpoint",
     "verify_consistency",
+    "verify_cosigned",
     "verify_inclusion",
     "verify_proof",
 ]

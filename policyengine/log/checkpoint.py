@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from policyengine.log.errors import VerificationError
-from policyengine.log.note import Signer, Verifier, _b64decode_canonical, open_note, sign_note
+from policyengine.log.note import (
+    NoteVerifier,
+    Signer,
+    _b64decode_canonical,
+    open_note,
+    sign_note,
+)
 
 __all__ = ["HASH_SIZE", "Checkpoint", "sign_checkpoint", "verify_checkpoint"]
 
@@ -106,7 +112,7 @@ def sign_checkpoint(cp: Checkpoint, signer: Signer, *cosigners: Signer) -> str:
 
 def verify_checkpoint(
     signed: str | bytes,
-    verifier: Verifier | Iterable[Verifier],
+    verifier: NoteVerifier | Iterable[NoteVerifier],
     origin: str | None = None,
 ) -> Checkpoint:
     """Verify a signed checkpoint against trusted key(s) and return it.

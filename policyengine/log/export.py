@@ -6,6 +6,7 @@ of the inspector's own, or with any RFC 6962 / C2SP tooling:
     leaves.jsonl            one leaf's exact bytes per line, in log order (index = line - 1)
     checkpoint              the latest signed checkpoint; it covers every line of leaves.jsonl
     checkpoints/<size>      every signed checkpoint, by tree size
+                            (both with any witness cosignatures after the log's signature)
     bundles/<hex>.json      policy bundle sources by digest (canonical JSON; hash = file name)
     verifier.key            the log's verifier key, for convenience only: check it against the
                             one you were given out of band, as `verify-export` does
@@ -27,7 +28,8 @@ from policyengine.log.checkpoint import Checkpoint, verify_checkpoint
 from policyengine.log.errors import LogError, VerificationError
 from policyengine.log.merkle import EMPTY_ROOT, leaf_hash
 from policyengine.log.note import Verifier
-from policyengine.log.tlog import TransparencyLog, _extend, _root
+from policyengine.log.store import StoredCosignature
+from policyengine.log.tlog import TransparencyLog, _extend, _root, with_cosignatures
 
 __all__ = ["ExportReport", "ExportSummary", "export_log", "verify_export"]
 
@@ -37,7 +39,8 @@ Decision log export ({origin}, {size} leaves)
 leaves.jsonl   line N (1-based) is leaf N-1: its exact bytes (RFC 8785 canonical JSON), then
                a newline that is not part of the leaf.
 checkpoint     C2SP tlog-checkpoint signed as a C2SP signed-note (Ed25519) covering all leaves.
-checkpoints/   every checkpoint the log signed, named by tree size.
+               Witness cosignatures (C2SP tlog-cosignature), if any, follow the log's signature.
+checkpoints/   every checkpoint the log signed, named by tree size (with its cosignatures).
 bundles/       policy bundle sources; sha256 of each file's bytes is its name.
 verifier.key   the log's verifier key as the log reported it. Trust only a key you obtained
                independently.
@@ -79,9 +82,14 @@ def export_log(log: TransparencyLog, directory: str | Path) -> ExportSummary:
         os.fsync(fh.fileno())
     tmp.replace(out / "leaves.jsonl")
     cps = [cp for cp in log.store.checkpoints() if cp.size <= latest.size]
+    cosigned: dict[int, list[StoredCosignature]] = {}
+    for c in log.store.cosignatures():
+        cosigned.setdefault(c.size, []).append(c)
     for cp in cps:
-        (out / "checkpoints" / str(cp.size)).write_text(cp.note, encoding="utf-8")
-    (out / "checkpoint").write_text(latest.note, encoding="utf-8")
+        note = with_cosignatures(cp.note, cosigned.get(cp.size, []))
+        (out / "checkpoints" / str(cp.size)).write_text(note, encoding="utf-8")
+    note = with_cosignatures(latest.note, cosigned.get(latest.size, []))
+    (out / "checkpoint").write_text(note, encoding="utf-8")
     bundles = 0
     for digest, blob in log.store.bundles():
         hexdigest = digest.removeprefix("sha256:")

@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -35,6 +36,7 @@ __all__ = [
     "ED25519_TYPE",
     "MAX_SIGNATURES",
     "SIGNATURE_PREFIX",
+    "NoteVerifier",
     "Signature",
     "Signer",
     "Verifier",
@@ -106,6 +108,19 @@ def _parse_key_material(name: str, hex_id: str, b64: str, what: str) -> tuple[in
             " (hint: only Ed25519 keys are supported)"
         )
     return int(hex_id, 16), material[1:]
+
+
+class NoteVerifier(Protocol):
+    """What `open_note` needs of a trusted key, so other signature types (witness
+    cosignatures, C2SP tlog-cosignature) verify through the same code path."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> int: ...
+
+    def verify(self, text: bytes, sig: bytes) -> bool: ...
 
 
 class Verifier:
@@ -282,10 +297,12 @@ def sign_note(text: str, *signers: Signer) -> str:
     return text + "\n" + "".join(lines)
 
 
-def _index_verifiers(verifiers: Verifier | Iterable[Verifier]) -> dict[tuple[str, int], Verifier]:
-    if isinstance(verifiers, Verifier):
+def _index_verifiers(
+    verifiers: NoteVerifier | Iterable[NoteVerifier],
+) -> dict[tuple[str, int], NoteVerifier]:
+    if not isinstance(verifiers, Iterable):
         verifiers = [verifiers]
-    known: dict[tuple[str, int], Verifier] = {}
+    known: dict[tuple[str, int], NoteVerifier] = {}
     for verifier in verifiers:
         slot = (verifier.name, verifier.key_id)
         if slot in known and known[slot] != verifier:
@@ -298,7 +315,7 @@ def _index_verifiers(verifiers: Verifier | Iterable[Verifier]) -> dict[tuple[str
 
 
 def open_note(
-    signed: str | bytes, verifiers: Verifier | Iterable[Verifier]
+    signed: str | bytes, verifiers: NoteVerifier | Iterable[NoteVerifier]
 ) -> tuple[str, list[Signature]]:
     """Check a signed note against trusted keys; return its text and the verified signatures.
 

@@ -17,13 +17,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from policyengine.log.errors import LogError
-from policyengine.log.store import StoredCheckpoint
+from policyengine.log.store import StoredCheckpoint, StoredCosignature
 
 __all__ = ["FORMAT", "SQLiteStore"]
 
 FORMAT = "policyengine-log/1"
 
-_SCHEMA = """
+#: Witness cosignatures (C2SP tlog-cosignature) beside the append-only checkpoint rows. Logs
+#: made before cosigning existed lack the table; the first cosignature creates it.
+_COSIGNATURES = """
+CREATE TABLE IF NOT EXISTS cosignatures(
+  size INTEGER NOT NULL, name TEXT NOT NULL, key_id INTEGER NOT NULL, line TEXT NOT NULL,
+  PRIMARY KEY(size, name, key_id)
+) WITHOUT ROWID;
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS leaves(idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes(
@@ -37,18 +47,24 @@ CREATE TABLE IF NOT EXISTS record_keys(
   key TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY(key, idx)
 ) WITHOUT ROWID;
 """
+    + _COSIGNATURES
+)
 
 _APPEND_ONLY = "the decision log is append-only"
 
 
+def _no_change(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END;"
+        for op in ("UPDATE", "DELETE")
+    ]
+
+
 def _triggers() -> str:
     out = []
-    for table in ("leaves", "nodes", "checkpoints", "bundles", "record_keys"):
-        for op in ("UPDATE", "DELETE"):
-            out.append(
-                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END;"
-            )
+    for table in ("leaves", "nodes", "checkpoints", "bundles", "record_keys", "cosignatures"):
+        out.extend(_no_change(table))
     out.append(
         "CREATE TRIGGER IF NOT EXISTS meta_no_delete BEFORE DELETE ON meta "
         f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END;"
@@ -69,6 +85,11 @@ class SQLiteStore:
             )
         if p.exists() and p.is_dir():
             raise LogError(f"`{self.path}` is a directory, not a decision log file")
+        if not create and p.is_file() and p.stat().st_size == 0:
+            raise LogError(
+                f"`{self.path}` is an empty file, not a decision log"
+                " (hint: a command that writes, such as `eval --log`, initialises it)"
+            )
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
@@ -215,6 +236,20 @@ class SQLiteStore:
             ).fetchone()
         return None if row is None else StoredCheckpoint(int(row[0]), bytes(row[1]), str(row[2]))
 
+    def cosignatures(self, size: int | None = None) -> list[StoredCosignature]:
+        query = "SELECT size, name, key_id, line FROM cosignatures"
+        args: tuple[int, ...] = ()
+        if size is not None:
+            query, args = query + " WHERE size=?", (size,)
+        with self._lock:
+            try:
+                rows = self._db.execute(query + " ORDER BY size, name, key_id", args).fetchall()
+            except sqlite3.OperationalError:
+                if "cosignatures" in self._existing_tables():
+                    raise
+                return []  # a log from before witness cosigning: none stored
+        return [StoredCosignature(int(s), str(n), int(k), str(ln)) for s, n, k, ln in rows]
+
     def get_bundle(self, digest: str) -> bytes | None:
         with self._lock:
             row = self._db.execute(
@@ -283,6 +318,19 @@ class _Txn:
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         return self._store.latest_checkpoint()
+
+    def cosignatures(self, size: int | None = None) -> list[StoredCosignature]:
+        return self._store.cosignatures(size)
+
+    def add_cosignature(self, cosignature: StoredCosignature) -> bool:
+        for statement in _COSIGNATURES.split(";") + _no_change("cosignatures"):
+            if statement.strip():
+                self._db.execute(statement)  # no-ops once the table exists
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO cosignatures(size, name, key_id, line) VALUES(?,?,?,?)",
+            (cosignature.size, cosignature.name, cosignature.key_id, cosignature.line),
+        )
+        return cur.rowcount == 1
 
     def put_bundle(self, digest: str, blob: bytes) -> bool:
         cur = self._db.execute(

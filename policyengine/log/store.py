@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["AppendTxn", "LogStore", "StoredCheckpoint"]
+__all__ = ["AppendTxn", "LogStore", "StoredCheckpoint", "StoredCosignature"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,17 @@ class StoredCheckpoint:
     size: int
     root: bytes
     note: str
+
+
+@dataclass(frozen=True)
+class StoredCosignature:
+    """A witness's cosignature line (no newline) on the checkpoint of `size`, kept beside the
+    append-only checkpoint row rather than rewriting its note."""
+
+    size: int
+    name: str
+    key_id: int
+    line: str
 
 
 class AppendTxn(Protocol):
@@ -48,6 +59,12 @@ class AppendTxn(Protocol):
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None: ...
 
     def latest_checkpoint(self) -> StoredCheckpoint | None: ...
+
+    def cosignatures(self, size: int | None = None) -> list[StoredCosignature]: ...
+
+    def add_cosignature(self, cosignature: StoredCosignature) -> bool:
+        """Store a (verified) cosignature; False when this witness key's is already there."""
+        ...
 
     def put_bundle(self, digest: str, blob: bytes) -> bool:
         """Store a bundle's canonical sources; False when it was already there."""
@@ -84,6 +101,10 @@ class LogStore(Protocol):
     def latest_checkpoint(self) -> StoredCheckpoint | None: ...
 
     def checkpoint_at_or_after(self, size: int) -> StoredCheckpoint | None: ...
+
+    def cosignatures(self, size: int | None = None) -> list[StoredCosignature]:
+        """Cosignatures of the checkpoint of `size` (all when None), by size, name, key ID."""
+        ...
 
     def get_bundle(self, digest: str) -> bytes | None: ...
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from policyengine.log.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from policyengine.log.cosignature import CosignatureVerifier, verify_cosignature_line
 from policyengine.log.errors import LogError, VerificationError
 from policyengine.log.merkle import (
     EMPTY_ROOT,
@@ -26,15 +27,20 @@ from policyengine.log.merkle import (
     range_root,
     verify_consistency,
 )
-from policyengine.log.note import Signer, Verifier
+from policyengine.log.note import MAX_SIGNATURES, Signer, Verifier
 from policyengine.log.proof import TlogProof
 from policyengine.log.sqlite import SQLiteStore
-from policyengine.log.store import AppendTxn, LogStore, StoredCheckpoint
+from policyengine.log.store import AppendTxn, LogStore, StoredCheckpoint, StoredCosignature
 
-__all__ = ["AuditReport", "BundleBlob", "TransparencyLog"]
+__all__ = ["AuditReport", "BundleBlob", "TransparencyLog", "with_cosignatures"]
 
 #: (digest, canonical sources, the leaf that publishes it) for `TransparencyLog.append`.
 BundleBlob = tuple[str, bytes, bytes]
+
+
+def with_cosignatures(note: str, cosignatures: Sequence[StoredCosignature]) -> str:
+    """The signed note with stored witness cosignature lines after the log's own signature."""
+    return note + "".join(c.line + "\n" for c in cosignatures)
 
 
 def _frontier(reader: HashReader, size: int) -> list[tuple[int, int, bytes]]:
@@ -265,7 +271,30 @@ class TransparencyLog:
                 )
             )
         hashes = prove_inclusion(self.store, index, cp.size)
-        return TlogProof(index, tuple(hashes), cp.note, extra=self.leaf(index))
+        note = with_cosignatures(cp.note, self.store.cosignatures(cp.size))
+        return TlogProof(index, tuple(hashes), note, extra=self.leaf(index))
+
+    def cosigned_note(self, size: int | None = None) -> str:
+        """The checkpoint note of `size` (default: the latest) with its witness cosignatures."""
+        cp = self._checkpoint_for(size)
+        return with_cosignatures(cp.note, self.store.cosignatures(cp.size))
+
+    def add_cosignature(self, size: int, line: str, witness: CosignatureVerifier) -> bool:
+        """Keep `witness`'s cosignature `line` of the checkpoint of `size`; False if it was
+        already kept. The line is verified against the stored note first (VerificationError)."""
+        cp = self._checkpoint_for(size)
+        found = verify_cosignature_line(cp.note, line, witness)
+        row = StoredCosignature(cp.size, found.name, found.key_id, found.line.rstrip("\n"))
+        with self.store.append_txn() as txn:
+            kept = txn.cosignatures(cp.size)
+            if any((c.name, c.key_id) == (row.name, row.key_id) for c in kept):
+                return False
+            if len(kept) + 2 > MAX_SIGNATURES:  # the log's signature, the kept ones, this one
+                raise LogError(
+                    f"the checkpoint at size {cp.size} already carries the most signatures a"
+                    f" note may have ({MAX_SIGNATURES})"
+                )
+            return txn.add_cosignature(row)
 
     def consistency(self, old: int, new: int) -> list[bytes]:
         """PROOF(old, D[new]) from stored nodes."""
@@ -435,7 +464,9 @@ class TransparencyLog:
                     start,
                     signed.size,
                 )
-            elif previous is not None and previous.size > 0:
+            elif expected is None and previous is not None and previous.size > 0:
+                # Both roots were recomputed from the leaves above whenever they could be,
+                # which already proves consistency; prove it explicitly only otherwise.
                 try:
                     proof = prove_consistency(self.store, previous.size, signed.size)
                     verify_consistency(
