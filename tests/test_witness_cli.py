@@ -8,6 +8,7 @@ and the witness refusing what it must refuse. Real SQLite files and key files in
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -195,6 +196,30 @@ def test_cosign_attach_prove_and_verify_with_quorum(world: World) -> None:
     result = run("log", "verify-proof", world.path("bad.proof"), "--verifier-key",
                  world.log_vkey, "--witness-key", world.w_vkey)  # fmt: skip
     assert result.exit_code == 1 and "proof does not verify" in result.stderr
+
+
+def test_log_verify_checks_stored_cosignatures(world: World) -> None:
+    world.eval(1, 4)
+    line = world.cosign(world.checkpoint("cp")).stdout
+    (world.root / "w1.cosig").write_text(line)
+    run("log", "cosign", "--log", str(world.db), "--witness-key", world.w_vkey,
+        world.path("w1.cosig"))  # fmt: skip
+    base = ("log", "verify", "--log", str(world.db), "--verifier-key", world.log_vkey)
+    result = run(*base, "--witness-key", world.w_vkey, "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["cosignatures"] == 1
+    assert "1 witness cosignature verified" in run(*base, "--witness-key", world.w_vkey).stdout
+    # an attacker with file access swaps the stored line for another signature
+    db = sqlite3.connect(world.db)
+    db.execute("DROP TRIGGER cosignatures_no_update")
+    sig = line.split(" ")[2].strip()
+    forged = sig[:20] + ("A" if sig[20] != "A" else "B") + sig[21:]
+    db.execute("UPDATE cosignatures SET line = replace(line, ?, ?)", (sig, forged))
+    db.commit()
+    db.close()
+    result = run(*base, "--witness-key", world.w_vkey)
+    assert result.exit_code == 1 and "cosignature by `qa.example/w1` for size 6" in result.stderr
+    # without the witness key the log itself still verifies: cosignatures are extra evidence
+    assert run(*base).exit_code == 0
 
 
 def test_export_and_verify_export_with_witnesses(world: World) -> None:

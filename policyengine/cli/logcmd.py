@@ -408,31 +408,45 @@ def cosign_cmd(log_path: str, witness_key: str, size: int | None, line_file: str
 @log_group.command("verify")
 @LOG_OPTION
 @VERIFIER_OPTION
+@click.option(
+    "--witness-key",
+    "witness_keys",
+    multiple=True,
+    metavar="KEY|FILE",
+    help="Also verify every stored cosignature by this witness (repeatable).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @no_color_option
-def verify(log_path: str, verifier_key: str | None, fmt: str) -> None:
+def verify(
+    log_path: str, verifier_key: str | None, witness_keys: tuple[str, ...], fmt: str
+) -> None:
     """Full audit: recompute every hash from the leaves, check every stored checkpoint's
     signature, root and consistency. On tampering, name the first bad leaf and exit 1."""
     s = settings()
+    witnesses = [load_witness_verifier(k) for k in witness_keys]
     with _open(log_path) as log:
         verifier = _trusted_verifier(log, verifier_key)
-        report = log.audit(verifier)
+        report = log.audit(verifier, witnesses=witnesses)
     if fmt == "json":
         doc = {
             "ok": report.ok,
             "size": report.size,
             "checkpoints": report.checkpoints,
             "bundles": report.bundles,
+            "cosignatures": report.cosignatures,
             "first_bad_leaf": report.first_bad_leaf,
             "bad_range": list(report.bad_range) if report.bad_range else None,
             "problems": report.problems,
         }
         click.echo(json.dumps(doc, indent=2))
     elif report.ok:
+        cosigned = (
+            f"; {_n(report.cosignatures, 'witness cosignature')} verified" if witnesses else ""
+        )
         click.echo(
             f"ok: {_n(report.size, 'leaf', 'leaves')}, {_n(report.checkpoints, 'checkpoint')}"
             f" and {_n(report.bundles, 'bundle')} verified against"
-            f" `{verifier.to_key_string()}`"
+            f" `{verifier.to_key_string()}`{cosigned}"
         )
     else:
         for problem in report.problems:

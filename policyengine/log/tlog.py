@@ -85,6 +85,8 @@ class AuditReport:
     size: int = 0
     checkpoints: int = 0
     bundles: int = 0
+    #: Stored cosignatures by the witnesses the auditor passed, each verified.
+    cosignatures: int = 0
     problems: list[str] = field(default_factory=list)
     #: Index of the first leaf that cannot be trusted, when one can be named.
     first_bad_leaf: int | None = None
@@ -325,6 +327,7 @@ class TransparencyLog:
         self,
         verifier: Verifier,
         *,
+        witnesses: Sequence[CosignatureVerifier] = (),
         progress: Callable[[int], None] | None = None,
     ) -> AuditReport:
         """Recompute every hash from the leaves and check every checkpoint against them.
@@ -392,11 +395,35 @@ class TransparencyLog:
         if progress is not None:
             progress(expect)
         self._check_checkpoints(cps, roots, verifier, report)
+        self._check_cosignatures(cps, witnesses, report)
         for digest, blob in self.store.bundles():
             report.bundles += 1
             if "sha256:" + hashlib.sha256(blob).hexdigest() != digest:
                 report.fail(f"stored policy bundle `{digest}` does not match its digest")
         return report
+
+    def _check_cosignatures(
+        self,
+        cps: list[StoredCheckpoint],
+        witnesses: Sequence[CosignatureVerifier],
+        report: AuditReport,
+    ) -> None:
+        """Every stored cosignature by a witness the auditor trusts must verify."""
+        trusted = {(w.name, w.key_id): w for w in witnesses}
+        notes = {cp.size: cp.note for cp in cps}
+        for row in self.store.cosignatures():
+            witness = trusted.get((row.name, row.key_id))
+            if witness is None:
+                continue
+            report.cosignatures += 1
+            note = notes.get(row.size)
+            if note is None:
+                report.fail(f"cosignature by `{row.name}` for size {row.size}: no such checkpoint")
+                continue
+            try:
+                verify_cosignature_line(note, row.line, witness)
+            except VerificationError as exc:
+                report.fail(f"cosignature by `{row.name}` for size {row.size}: {exc}")
 
     def _compare_level(
         self,
