@@ -2,7 +2,8 @@
 
 An adapter is anything with a `name`, a one-line `summary` and an `events(source)` method
 that yields canonical event dicts (validated afterwards by `parse_event`, so adapters stay
-thin translators) or an `AdapterError` for one bad record — reading goes on, the CLI reports
+thin translators), optionally `Located` with where they came from, or an `AdapterError` for
+one bad record — reading goes on, the CLI reports
 each bad record with its location. Adapters are discovered through the `policyengine.adapters`
 entry-point group, so a user package can add its own without touching policyengine; the
 adapters shipped in `adapters/` register themselves the same way.
@@ -22,6 +23,7 @@ __all__ = [
     "Adapter",
     "AdapterError",
     "CanonicalEvents",
+    "Located",
     "available_adapters",
     "get_adapter",
 ]
@@ -55,6 +57,15 @@ class AdapterError(ValueError):
         return f"{where}{what}{self.message}"
 
 
+@dataclass(frozen=True)
+class Located:
+    """A translated event with where its record is in the source (`file:line`, a run id…),
+    so validation errors can point at it."""
+
+    event: dict[str, Any]
+    location: str
+
+
 @runtime_checkable
 class Adapter(Protocol):
     @property
@@ -63,7 +74,7 @@ class Adapter(Protocol):
     @property
     def summary(self) -> str: ...
 
-    def events(self, source: str) -> Iterator[dict[str, Any] | AdapterError]:
+    def events(self, source: str) -> Iterator[dict[str, Any] | Located | AdapterError]:
         """Canonical events from `source` (a path, URL or `-`), in source order."""
         ...
 
@@ -75,7 +86,7 @@ class CanonicalEvents:
     name: str = "events"
     summary: str = "canonical policyengine events, one JSON object per line"
 
-    def events(self, source: str) -> Iterator[dict[str, Any] | AdapterError]:
+    def events(self, source: str) -> Iterator[dict[str, Any] | Located | AdapterError]:
         path = Path(source)
         try:
             text = path.read_text(encoding="utf-8")
@@ -96,7 +107,7 @@ class CanonicalEvents:
             if not isinstance(obj, dict):
                 yield AdapterError("an event must be a JSON object", location=f"{source}:{number}")
                 continue
-            yield obj
+            yield Located(obj, f"{source}:{number}")
 
 
 def available_adapters() -> dict[str, Callable[[], Adapter]]:

@@ -28,7 +28,9 @@ from policyengine.cli.diff import diff_cmd
 from policyengine.cli.evaluate import eval_cmd
 from policyengine.cli.explain import explain
 from policyengine.cli.fmt import fmt
+from policyengine.cli.ingest import ingest, list_adapters
 from policyengine.cli.keys import keys
+from policyengine.cli.lineage import lineage_group
 from policyengine.cli.logcmd import log_group
 from policyengine.cli.policytest import test_cmd
 from policyengine.cli.witness import witness_group
@@ -135,6 +137,9 @@ cli.add_command(log_group)
 cli.add_command(audit_group)
 cli.add_command(diff_cmd)
 cli.add_command(witness_group)
+cli.add_command(lineage_group)
+cli.add_command(ingest)
+cli.add_command(list_adapters)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

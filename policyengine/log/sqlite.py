@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS record_keys(
 )
 
 _APPEND_ONLY = "the decision log is append-only"
+#: Tables of other embedded stores that may share the log's file (the lineage store), and
+#: SQLite's own.
+_SHARED_PREFIXES = ("lineage_", "sqlite_")
 
 
 def _no_change(table: str) -> list[str]:
@@ -124,7 +127,7 @@ class SQLiteStore:
             if fmt is None or fmt[0] != FORMAT:
                 found = fmt[0] if fmt else "none"
                 raise LogError(f"`{self.path}` is not a {FORMAT} decision log (format `{found}`)")
-        elif tables:
+        elif {t for t in tables if not t.startswith(_SHARED_PREFIXES)}:
             raise LogError(f"`{self.path}` is an SQLite database but not a decision log")
         return tables
 

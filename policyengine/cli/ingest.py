@@ -1,0 +1,198 @@
+"""`policyengine ingest`: external records → canonical events → decisions and lineage.
+
+One command for the whole intake path: an adapter translates a source (OpenLineage events,
+MLflow runs, SageMaker EventBridge events, …), every event is validated and decided against
+the policies, its lineage goes into the store and, with `--log`, each decision into the
+signed log. Bad records are reported with their location and skipped; the exit code says
+whether anything was blocking (1) or malformed (2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from policyengine.adapter import AdapterError, Located, available_adapters, get_adapter
+from policyengine.cli._common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Sink,
+    load_policies,
+    no_color_option,
+    parse_now,
+    settings,
+)
+from policyengine.cli.evaluate import FAIL_ON, LOG_BATCH, logged
+from policyengine.compiler.bundle import Bundle
+from policyengine.events import EventError, parse_event
+from policyengine.lineage import LineageError, SQLiteLineageStore
+from policyengine.log import DecisionRecorder, TransparencyLog, load_signer
+from policyengine.reports._common import OutcomeTally
+from policyengine.reports.decisions import decision_json_line, decisions_text
+from policyengine.runtime.clock import Clock
+from policyengine.runtime.decision import Decision
+from policyengine.runtime.engine import Engine
+
+__all__ = ["ingest"]
+
+EPILOG = """\b
+Exit codes:
+  0  every record was translated and decided, none reached --fail-on
+  1  a decision reached --fail-on (default: deny or review_required)
+  2  usage or input error, or some records could not be translated or validated
+     (the others are still decided and recorded)
+"""
+
+
+class _Intake:
+    """Adapter output → validated events, reporting bad records as it goes."""
+
+    def __init__(self, adapter_name: str, source: str) -> None:
+        self.adapter = get_adapter(adapter_name)
+        self.source = source
+        self.bad = 0
+
+    def events(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        s = settings()
+        for n, item in enumerate(self.adapter.events(self.source), start=1):
+            if isinstance(item, AdapterError):
+                self.bad += 1
+                s.error(item.render())
+                continue
+            where = f"{self.source}: record {n}"
+            if isinstance(item, Located):
+                where, item = item.location, item.event
+            try:
+                yield n, parse_event(item)
+            except EventError as err:
+                self.bad += 1
+                ident = item.get("id") if isinstance(item, dict) else None
+                if isinstance(ident, str):
+                    where += f" (`{ident}`)"
+                s.error(f"{where}: {err.message}")
+                for _field, message in err.details:
+                    s.note(f"       {message}")
+
+
+def _decide(
+    intake: _Intake, bundle: Bundle, clock: Clock, store: SQLiteLineageStore | None
+) -> Iterator[tuple[int, dict[str, Any], Decision]]:
+    engine = Engine(bundle, clock=clock)
+    for n, event in intake.events():
+        if store is not None:
+            result = store.record(event, on_conflict="skip")
+            if result.conflicts:
+                settings().warn(
+                    f"record {n}: event `{event['id']}` was recorded before with other"
+                    " content; its lineage was not changed"
+                )
+        yield n, event, engine.evaluate(event, validated=True)
+
+
+@click.command("ingest", epilog=EPILOG)
+@click.option(
+    "--adapter",
+    "-a",
+    "adapter_name",
+    required=True,
+    metavar="NAME",
+    help="Which adapter reads SOURCE (`policyengine adapters` lists them).",
+)
+@click.argument("source", metavar="SOURCE")
+@click.option(
+    "--policies", "-p", "policies", required=True, multiple=True, metavar="PATH",
+    help="Policy file or directory (repeatable).",
+)  # fmt: skip
+@click.option(
+    "--store", "store_path", metavar="DB", help="Record lineage in this store (created if missing)."
+)
+@click.option("--log", "log_path", metavar="DB", help="Append every decision to this signed log.")
+@click.option("--key", "key_path", metavar="KEYFILE", help="The log's private key (with --log).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+)
+@click.option("--now", metavar="TIMESTAMP|wall", help="Evaluation time (default: event time).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["deny", "review", "warn"], case_sensitive=False),
+    default="review",
+    show_default=True,
+)
+@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE.")
+@no_color_option
+def ingest(
+    adapter_name: str,
+    source: str,
+    policies: tuple[str, ...],
+    store_path: str | None,
+    log_path: str | None,
+    key_path: str | None,
+    fmt: str,
+    now: str | None,
+    fail_on: str,
+    output: str | None,
+) -> None:
+    """Translate SOURCE with an adapter, decide every event and record its lineage."""
+    s = settings()
+    if (log_path is None) != (key_path is None):
+        raise CliError("--log and --key go together")
+    try:
+        intake = _Intake(adapter_name, source)
+    except AdapterError as exc:
+        raise CliError(exc.render(), exc.hint) from None
+    bundle = load_policies(policies)
+    clock = parse_now(now)
+    store = None
+    log = None
+    try:
+        if store_path is not None:
+            store = SQLiteLineageStore(store_path, create=True)
+        if log_path is not None and key_path is not None:
+            log = TransparencyLog.open(log_path, load_signer(key_path), create=True)
+        decided = _decide(intake, bundle, clock, store)
+        tally = OutcomeTally()
+        if log is not None:
+            decisions = tally.watch(logged(decided, DecisionRecorder(log), bundle, LOG_BATCH))
+        else:
+            decisions = tally.watch(d for _n, _e, d in decided)
+        with Sink(output, s.stdout_color) as sink:
+            if fmt == "json":
+                for d in decisions:
+                    sink.write_bytes(decision_json_line(d))
+            else:
+                sink.write_text(decisions_text(decisions, color=sink.color, width=s.width()))
+    except AdapterError as exc:  # the source as a whole could not be read
+        raise CliError(exc.render(), exc.hint) from None
+    except LineageError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        if store is not None:
+            store.close()
+        if log is not None:
+            log.close()
+    s.note(tally.summary())
+    if intake.bad:
+        n = intake.bad
+        s.error(f"{n} record{'s' if n != 1 else ''} of `{source}` could not be ingested")
+        click.get_current_context().exit(EXIT_USAGE)
+    click.get_current_context().exit(EXIT_FINDINGS if tally.any_of(FAIL_ON[fail_on]) else EXIT_OK)
+
+
+@click.command("adapters")
+@no_color_option
+def list_adapters() -> None:
+    """List the installed adapters (built in and from the `policyengine.adapters` entry points)."""
+    for name, factory in available_adapters().items():
+        try:
+            summary = factory().summary
+        except AdapterError as exc:
+            summary = f"(unavailable: {exc.render()})"
+        click.echo(f"{name:<14} {summary}")
