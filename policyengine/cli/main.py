@@ -33,6 +33,7 @@ from policyengine.cli.keys import keys
 from policyengine.cli.lineage import lineage_group
 from policyengine.cli.logcmd import log_group
 from policyengine.cli.policytest import test_cmd
+from policyengine.cli.serve import serve_cmd
 from policyengine.cli.witness import witness_group
 from policyengine.log import LogError
 
@@ -140,6 +141,7 @@ cli.add_command(witness_group)
 cli.add_command(lineage_group)
 cli.add_command(ingest)
 cli.add_command(list_adapters)
+cli.add_command(serve_cmd)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

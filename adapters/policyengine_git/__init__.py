@@ -1,0 +1,1 @@
+"""policyengine adapter for git (see adapters/README.md)."""

@@ -1,0 +1,1 @@
+"""policyengine adapter for mlflow (see adapters/README.md)."""

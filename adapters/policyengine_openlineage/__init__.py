@@ -1,0 +1,1 @@
+"""policyengine adapter for openlineage (see adapters/README.md)."""

@@ -1,0 +1,1 @@
+"""policyengine adapter for sagemaker (see adapters/README.md)."""
