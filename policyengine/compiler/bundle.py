@@ -17,10 +17,10 @@ from types import MappingProxyType
 from typing import Any
 
 import networkx as nx
-import rfc8785
 
 from policyengine import __version__
 from policyengine._gc import gc_paused
+from policyengine.canonical import dumps as canonical_dumps
 from policyengine.compiler import types as T
 from policyengine.compiler.graph import (
     cycle_diagnostics,
@@ -181,7 +181,7 @@ def relative_sources(sources: Mapping[str, str], root: str | None = None) -> dic
 
 def canonical_sources(files: Mapping[str, str]) -> bytes:
     """RFC 8785 bytes of {relative path: source}: the content-addressed form of a bundle."""
-    return bytes(rfc8785.dumps(dict(files)))
+    return canonical_dumps(dict(files))
 
 
 def bundle_digest(sources: Mapping[str, str], root: str | None = None) -> str:

@@ -23,8 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import rfc8785
-
+from policyengine.canonical import dumps as canonical_dumps
 from policyengine.compiler.bundle import Bundle, canonical_sources
 from policyengine.log.errors import LogError
 from policyengine.log.tlog import BundleBlob, TransparencyLog
@@ -48,7 +47,7 @@ RECORD_KINDS = ("bundle", "decision", "event", "session")
 
 def canonical(obj: Any) -> bytes:
     """RFC 8785 bytes: the only form in which anything is hashed or signed."""
-    return bytes(rfc8785.dumps(obj))
+    return canonical_dumps(obj)
 
 
 def record(kind: str, time: datetime | str, **fields: Any) -> bytes:

@@ -11,8 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import rfc8785
-
+from policyengine.canonical import dumps as canonical_dumps
 from policyengine.runtime.values import format_timestamp, to_jsonable
 
 
@@ -200,7 +199,7 @@ class Decision:
 
     def to_json(self) -> bytes:
         """Canonical JSON (RFC 8785): the bytes that are hashed and signed."""
-        return bytes(rfc8785.dumps(self.to_dict()))
+        return canonical_dumps(self.to_dict())
 
     def __repr__(self) -> str:
         return f"Decision({self.event_id!r}, {self.outcome.value!r}, {len(self.results)} rules)"
