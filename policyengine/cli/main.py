@@ -25,6 +25,7 @@ from policyengine.cli._common import (
 from policyengine.cli.audit import audit_group
 from policyengine.cli.check import check
 from policyengine.cli.diff import diff_cmd
+from policyengine.cli.drift import drift
 from policyengine.cli.evaluate import eval_cmd
 from policyengine.cli.explain import explain
 from policyengine.cli.fmt import fmt
@@ -142,6 +143,7 @@ cli.add_command(lineage_group)
 cli.add_command(ingest)
 cli.add_command(list_adapters)
 cli.add_command(serve_cmd)
+cli.add_command(drift)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -333,8 +333,8 @@ class DriftBreach(_Model):
     """Input feature (or `prediction`) the statistic is about."""
     metric: str
     """Drift statistic, e.g. `psi` or `ks`."""
-    value: float
-    """Observed value of the statistic."""
+    value: float | None
+    """Observed value of the statistic; `null` when it could not be computed."""
     threshold: float
     """Configured limit that `value` is compared with."""
     time: datetime
@@ -641,9 +641,15 @@ class DriftEvaluated(_Attributes):
     monitor: str
     feature: str
     metric: str
-    value: float
+    value: float | None
+    """The statistic; `null` when it could not be computed (no data, a constant reference),
+    which a monitor reports as a breach: missing evidence is never a pass."""
     threshold: float
     breached: bool
     """Whether `value` is beyond `threshold` (decided by the monitor)."""
     baseline: str | None = None
     """Reference window or dataset the statistic was computed against."""
+    condition: str | None = None
+    """What must hold when there is no drift, e.g. `psi < 0.2` (from the monitor policy)."""
+    p_value: float | None = None
+    """The test's p-value where the metric is a statistical test."""
