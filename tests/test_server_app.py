@@ -504,6 +504,7 @@ def test_openapi_documents_every_route_and_responses_match_it(tmp_path: Path) ->
         "/v1/evaluate",
         "/v1/evaluate/batch",
         "/v1/events",
+        "/v1/drift",
         "/v1/decisions/{event_id}",
         "/v1/decisions/{event_id}/proof",
         "/v1/log",

@@ -22,6 +22,7 @@ from test_server_support import (
 from policyengine.server import ServerSettings, create_app
 
 DASHBOARD = ROOT / "dashboards" / "grafana.json"
+MONITOR = 'package ops\nmonitor scores { model "*" numeric score: psi < 0.2 }\n'
 METRIC = re.compile(r"\bpolicyengine_[a-z0-9_]+\b")
 GROUPING = re.compile(r"\b(?:by|on|without)\s*\(([^)]*)\)")
 MATCHER = re.compile(r"([a-z_][a-z0-9_]*)\s*(?:=~|!~|!=|=)")
@@ -48,6 +49,7 @@ def _exprs(node: Any) -> list[str]:
 
 def _exposition(tmp_path: Path) -> str:
     folder = write_policies(tmp_path / "policies")
+    (folder / "monitor.policy").write_text(MONITOR)
     s = ServerSettings(
         policies=(str(folder),),
         log_path=str(tmp_path / "log.db"),
@@ -60,6 +62,11 @@ def _exposition(tmp_path: Path) -> str:
         async with app_client(app) as c:
             for e in [registered("m", name="abc"), approval("m", "b"), deploy("m")]:
                 assert (await c.post("/v1/evaluate", json=e)).status_code == 200
+            data = {"columns": {"score": [0.1, 0.2, 0.3, 0.4] * 25}}
+            shifted = {"columns": {"score": [0.6, 0.7, 0.8, 0.9] * 25}}
+            drift = {"model_version": "m", "reference": data, "current": shifted}
+            r = await c.post("/v1/drift", json=drift)
+            assert r.status_code == 200 and r.json()["breached"], r.text
             (folder / "gate.policy").write_text(BROKEN)
             assert not await asyncio.to_thread(app.state.service.reload, "test")
             text: str = (await c.get("/metrics")).text

@@ -138,6 +138,12 @@ def _read_token(path: str | None) -> str | None:
     metavar="S",
     help="Seconds between checks of the policy files; 0 = reload only on SIGHUP.",
 )
+@click.option(
+    "--data-root",
+    metavar="DIR",
+    help="Directory whose data files POST /v1/drift may name by relative path (default: "
+    "inline data only).",
+)
 @click.option("--now", "now", default="wall", show_default=True, metavar="WHEN", help=NOW_HELP)
 @click.option(
     "--fresh-state",
@@ -162,6 +168,7 @@ def serve_cmd(
     max_body: int,
     max_batch: int,
     reload_interval: float,
+    data_root: str | None,
     now: str,
     fresh_state: bool,
     log_level: str,
@@ -180,6 +187,8 @@ def serve_cmd(
             "pip install 'policyengine[server]'",
         ) from None
     require_paths(policies)
+    if data_root is not None and not Path(data_root).is_dir():
+        raise CliError(f"--data-root `{data_root}` is not a directory")
     if (log_path is None) != (key_path is None):
         raise CliError(
             "--log and --key go together",
@@ -195,6 +204,7 @@ def serve_cmd(
         reload_interval_s=reload_interval,
         clock=_clock(now),
         restore_state=not fresh_state,
+        data_root=data_root,
     )
     logging.config.dictConfig(server.log_config(log_level.lower()))
     service = server.DecisionService(config)

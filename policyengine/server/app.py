@@ -35,6 +35,7 @@ from policyengine.log.errors import LogError
 from policyengine.log.records import parse_record
 from policyengine.log.tlog import TransparencyLog
 from policyengine.server import openapi as docs
+from policyengine.server.drift import gauge_value, parse_drift_request, run_drift
 from policyengine.server.jsonlog import LOGGER
 from policyengine.server.metrics import CONTENT_TYPE, Metrics
 from policyengine.server.problems import PROBLEM_JSON, Problem, event_errors
@@ -648,6 +649,45 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
             }
 
         return _json(await run_in_threadpool(read))
+
+    @app.post(
+        "/v1/drift",
+        response_model=docs.DriftResponse,
+        summary="Run a drift monitor",
+        tags=["monitoring"],
+    )
+    async def post_drift(request: Request) -> Response:
+        """Run the serving bundle's monitor (by `monitor` id or the `model` it watches) over
+        `reference` and `current` data — inline `{"columns": {...}}` or paths under the
+        server's `--data-root` — about `model_version`. Every check becomes a
+        `drift.evaluated` event, decided and (with a log) recorded before the answer, so an
+        open breach blocks promotion through the ordinary rules."""
+        authorize(request)
+        body = _parse_json(await _read_body(request, limit))
+        parsed = parse_drift_request(body, settings.data_root)
+        runs, events = await run_in_threadpool(run_drift, svc.bundle, parsed)
+        for run in runs:
+            svc.metrics.drift_runs.labels(run.monitor.id, "breach" if run.breached else "ok").inc()
+            for check in run.checks:
+                labels = (run.monitor.id, check.feature, check.condition.metric)
+                svc.metrics.drift_value.labels(
+                    run.monitor.id, parsed.model_version, check.feature, check.condition.metric
+                ).set(gauge_value(check.value))
+                if check.breached:
+                    svc.metrics.drift_breaches.labels(*labels).inc()
+        items: list[tuple[Any, Where]] = [
+            (e, (f"#/events/{i}", None)) for i, e in enumerate(events)
+        ]
+        decided = await decide(items)
+        return _json(
+            {
+                "bundle_digest": decided.bundle_digest,
+                "recorded": decided.recorded,
+                "breached": any(r.breached for r in runs),
+                "monitors": [r.to_dict() for r in runs],
+                "decisions": [v.to_dict() for v in decided.verdicts],
+            }
+        )
 
     @app.get("/v1/log", response_model=docs.LogInfo, summary="Decision log status", tags=["log"])
     async def get_log(_request: Request) -> Response:

@@ -60,7 +60,10 @@ class _CheckpointAge(Collector):
 
 
 class Metrics:
-    """Every metric the service exports; `observe_decision` is called once per new decision."""
+    """Every metric the service exports; `observe_decision` is called once per new decision.
+
+    Drift gauges are labelled by model version and feature: bounded by what the monitors
+    name and the model versions a deployment serves, never by request payloads."""
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -109,6 +112,24 @@ class Metrics:
         self.log_append_failures = Counter(
             "policyengine_log_append_failures",
             "Log appends that failed; their decisions were not acknowledged.",
+            registry=r,
+        )
+        self.drift_value = Gauge(
+            "policyengine_drift_value",
+            "Latest value of each monitored drift statistic (NaN when it could not be computed).",
+            ["monitor", "model_version", "feature", "metric"],
+            registry=r,
+        )
+        self.drift_breaches = Counter(
+            "policyengine_drift_breaches",
+            "Drift checks that breached their monitor's condition.",
+            ["monitor", "feature", "metric"],
+            registry=r,
+        )
+        self.drift_runs = Counter(
+            "policyengine_drift_runs",
+            "Monitor runs, by monitor and verdict (breach or ok).",
+            ["monitor", "verdict"],
             registry=r,
         )
         self.log_leaves = Gauge(

@@ -160,6 +160,38 @@ class BundleInfo(_Strict):
     last_reload: ReloadStatus | None
 
 
+class DriftCheck(_Strict):
+    feature: str
+    kind: str
+    metric: str
+    condition: str
+    threshold: float
+    value: float | str | None = Field(description='`"nan"`/`"inf"` when not finite.')
+    p_value: float | str | None
+    breached: bool
+    note: str | None
+
+
+class MonitorResult(_Strict):
+    monitor: str
+    title: str | None
+    model_version: str | None
+    baseline: str | None
+    window: str
+    rows: dict[str, int]
+    breached: bool
+    checks: list[DriftCheck]
+    actions: dict[str, Any]
+
+
+class DriftResponse(_Strict):
+    bundle_digest: str
+    recorded: bool
+    breached: bool
+    monitors: list[MonitorResult]
+    decisions: list[dict[str, Any]]
+
+
 class Health(_Strict):
     status: Literal["ok"]
 
@@ -195,9 +227,48 @@ WRITE_OPERATIONS = {
     ("post", "/v1/evaluate"),
     ("post", "/v1/evaluate/batch"),
     ("post", "/v1/events"),
+    ("post", "/v1/drift"),
+}
+
+_DATA = {
+    "oneOf": [
+        {"type": "string", "description": "A data file under the server's --data-root."},
+        {
+            "type": "object",
+            "properties": {
+                "columns": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array"},
+                    "description": "Column name → values (all of equal length).",
+                }
+            },
+            "required": ["columns"],
+            "additionalProperties": False,
+        },
+    ]
 }
 
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/v1/drift"): {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "monitor": {"type": "string", "description": "Monitor id or name."},
+                        "model": {"type": "string", "description": "Run the monitors of a model."},
+                        "model_version": {"type": "string"},
+                        "reference": _DATA,
+                        "current": _DATA,
+                        "time": {"type": "string", "format": "date-time"},
+                    },
+                    "required": ["model_version", "reference", "current"],
+                    "additionalProperties": False,
+                }
+            }
+        },
+    },
     ("post", "/v1/evaluate"): {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": _REF + "Event"}}},

@@ -43,6 +43,9 @@ class ServerSettings:
     restore_state: bool = True
     #: Most events decided together in one durable log append (group commit).
     group_max_events: int = 512
+    #: Directory whose data files `POST /v1/drift` may read by relative path; `None` = the
+    #: drift endpoint accepts inline data only (a request never names arbitrary files).
+    data_root: str | None = None
 
     def __post_init__(self) -> None:
         if not self.policies:
