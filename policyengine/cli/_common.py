@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn, TextIO, TypeVar
 
@@ -212,6 +212,19 @@ def fail_compile(err: CompileError) -> NoReturn:
         raise CliError(first.message, first.hint)
     s.raw_err(diagnostics_text(err.diagnostics, err.sources, color=s.stderr_color, width=s.width()))
     raise CliError("the policies do not compile", "run `policyengine check` on them for details")
+
+
+def parse_timestamp(value: str, option: str = "timestamp") -> datetime:
+    """An RFC 3339 timestamp from the command line, as aware UTC."""
+    try:
+        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(
+            f"invalid {option} `{value}`", "use RFC 3339, e.g. 2026-03-01T12:00:00Z"
+        ) from None
+    if at.tzinfo is None:
+        raise CliError(f"{option} `{value}` has no timezone", "add `Z` for UTC")
+    return at.astimezone(UTC)
 
 
 def parse_now(value: str | None) -> Clock:

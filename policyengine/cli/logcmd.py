@@ -22,6 +22,7 @@ from policyengine.cli._common import (
     CliError,
     Sink,
     no_color_option,
+    parse_timestamp,
     settings,
 )
 from policyengine.events import EventError, parse_event
@@ -166,7 +167,7 @@ def append(log_path: str, key_path: str, now: str | None, file: str) -> None:
     stops the append before anything is written.
     """
     s = settings()
-    stamp = _parse_time(now) if now else datetime.now(UTC)
+    stamp = parse_timestamp(now, "--now") if now else datetime.now(UTC)
     leaves: list[bytes] = []
     bad = 0
     try:
@@ -196,18 +197,6 @@ def append(log_path: str, key_path: str, now: str | None, file: str) -> None:
         cp = log.latest_checkpoint()
     where = f"leaves {indices.start}..{indices.stop - 1}" if indices else "nothing new"
     s.note(f"appended {len(indices)} ({where}); checkpoint at size {cp.size if cp else 0}")
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(
-            f"invalid timestamp `{value}`", "use RFC 3339, e.g. 2026-01-31T09:00:00Z"
-        ) from None
-    if t.tzinfo is None:
-        raise CliError(f"timestamp `{value}` has no timezone", "add `Z` for UTC")
-    return t.astimezone(UTC)
 
 
 # ---------------------------------------------------------------- show

@@ -24,6 +24,7 @@ from policyengine.cli._common import (
     CliError,
     Sink,
     load_policies,
+    parse_timestamp,
     settings,
 )
 from policyengine.drift import DriftError, report_html
@@ -56,17 +57,7 @@ def _parse_triggers(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _parse_now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(
-            f"invalid timestamp `{value}`", "use RFC 3339, e.g. 2026-03-01T12:00:00Z"
-        ) from None
-    if t.tzinfo is None:
-        raise CliError(f"timestamp `{value}` has no timezone", "add `Z` for UTC")
-    return t.astimezone(UTC)
+    return datetime.now(UTC) if value is None else parse_timestamp(value, "--now")
 
 
 def _text(runs: list[MonitorRun], decisions: list[Decision]) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from policyengine.log.checkpoint import Checkpoint, verify_checkpoint
@@ -29,7 +29,7 @@ from policyengine.log.errors import LogError, VerificationError
 from policyengine.log.merkle import EMPTY_ROOT, leaf_hash
 from policyengine.log.note import Verifier
 from policyengine.log.store import StoredCosignature
-from policyengine.log.tlog import TransparencyLog, _extend, _root, with_cosignatures
+from policyengine.log.tlog import AuditReport, TransparencyLog, _extend, _root, with_cosignatures
 
 __all__ = ["ExportReport", "ExportSummary", "export_log", "verify_export"]
 
@@ -103,24 +103,8 @@ def export_log(log: TransparencyLog, directory: str | Path) -> ExportSummary:
     return ExportSummary(out, latest.size, len(cps), bundles)
 
 
-@dataclass
-class ExportReport:
-    size: int = 0
-    checkpoints: int = 0
-    bundles: int = 0
-    problems: list[str] = field(default_factory=list)
-    first_bad_leaf: int | None = None
-    bad_range: tuple[int, int] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def fail(self, message: str, first: int | None = None, end: int | None = None) -> None:
-        self.problems.append(message)
-        if first is not None and (self.first_bad_leaf is None or first < self.first_bad_leaf):
-            self.first_bad_leaf = first
-            self.bad_range = (first, end if end is not None else first + 1)
+#: The findings of `verify_export`: the same shape as a log audit's.
+ExportReport = AuditReport
 
 
 _HEX = re.compile(r"[0-9a-f]{64}")
