@@ -1,1 +1,44 @@
-"""policyengine adapter for sagemaker (see adapters/README.md)."""
+"""policyengine adapter for Amazon SageMaker (see README.md in this folder).
+
+Reads SageMaker's EventBridge events — Model Package State Change, Endpoint (Deployment) State
+Change, pipeline training steps, Training Job State Change — and CloudWatch Alarm State Change
+events for Model Monitor metrics, from their documented JSON shapes, plus Model Monitor's
+`statistics.json` / `constraints.json` / `constraint_violations.json`. Nothing here calls AWS.
+"""
+
+from policyengine.adapter_kit import normalise_time
+
+from ._adapter import SageMakerAdapter
+from ._config import CONFIG_ENV, CONFIG_FILE, EndpointInfo, Identity, SageMakerConfig
+from ._eventbridge import SKIPPED_DETAIL_TYPES, SUPPORTED_DETAIL_TYPES, Translator
+from ._monitor import (
+    Baseline,
+    BaselineFeature,
+    DriftResult,
+    MonitorReport,
+    Violation,
+    drift_results,
+    read_baseline,
+    read_report,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "CONFIG_FILE",
+    "SKIPPED_DETAIL_TYPES",
+    "SUPPORTED_DETAIL_TYPES",
+    "Baseline",
+    "BaselineFeature",
+    "DriftResult",
+    "EndpointInfo",
+    "Identity",
+    "MonitorReport",
+    "SageMakerAdapter",
+    "SageMakerConfig",
+    "Translator",
+    "Violation",
+    "drift_results",
+    "normalise_time",
+    "read_baseline",
+    "read_report",
+]

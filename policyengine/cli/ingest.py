@@ -178,7 +178,8 @@ def ingest(
             store.close()
         if log is not None:
             log.close()
-    s.note(tally.summary())
+    if output is not None or fmt != "text":  # the text report ends with the same summary
+        s.note(tally.summary())
     if intake.bad:
         n = intake.bad
         s.error(f"{n} record{'s' if n != 1 else ''} of `{source}` could not be ingested")
