@@ -19,6 +19,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
+from pseudonyms import pseudonymised
 
 from policyengine.audit import Difference, ReplayReport, replay, replay_json, replay_text
 from policyengine.audit._common import COMPILE_ERROR, MISSING_BUNDLE, NO_EVENT
@@ -48,7 +49,7 @@ def biotech_events() -> list[dict[str, Any]]:
     for _line, item in read_jsonl(EVENTS.read_text(encoding="utf-8").splitlines()):
         assert not isinstance(item, EventError), item
         out.append(item)
-    return out
+    return pseudonymised(out)
 
 
 def decide(

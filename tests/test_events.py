@@ -36,6 +36,7 @@ from policyengine.events import (
 )
 from policyengine.events import schema as schema_module
 from policyengine.events.models import Dataset, DatasetRegistered, Event, RunStarted
+from policyengine.events.refs import Sensitive
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
 MODEL = "mv-1"
@@ -158,7 +159,7 @@ _ALLOWED_LEAVES = {str, int, float, bool, datetime, timedelta, type(None)}
 def _check_shape(annotation: Any, where: str) -> None:
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
-        assert args[0] is str and any(isinstance(m, Ref) for m in args[1:]), where
+        assert args[0] is str and any(isinstance(m, Ref | Sensitive) for m in args[1:]), where
     elif origin is Union or origin is types.UnionType:
         assert len(args) == 2 and type(None) in args, f"{where}: only `X | None` unions"
         for arg in args:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from pseudonyms import pseudonym_key_file
 
 from policyengine.adapter import AdapterError, Located, available_adapters, get_adapter
 from policyengine.cli.main import cli
@@ -36,9 +37,11 @@ def test_ingest_decides_records_lineage_and_logs(tmp_path: Path) -> None:
     key = tmp_path / "log.key"
     run("keys", "generate", "--out", str(key), "--name", "example.com/ingest")
     store, log = tmp_path / "lineage.db", tmp_path / "decisions.db"
+    pkey = str(pseudonym_key_file(tmp_path))
     result = run(
         "ingest", "--adapter", "events", EVENTS, "--policies", POLICIES,
         "--store", str(store), "--log", str(log), "--key", str(key), "--format", "json",
+        "--pseudonym-key", pkey,
     )  # fmt: skip
     assert result.exit_code == 1  # the scenario has denials
     assert "59 events: 32 allow, 3 allow_with_warnings, 1 review_required, 23 deny" in (
@@ -54,7 +57,7 @@ def test_ingest_decides_records_lineage_and_logs(tmp_path: Path) -> None:
     # ingesting the same source again adds no lineage and decides the same way
     again = run(
         "ingest", "-a", "events", EVENTS, "-p", POLICIES, "--store", str(store),
-        "--format", "json",
+        "--format", "json", "--pseudonym-key", pkey,
     )  # fmt: skip
     assert again.stdout == result.stdout
 

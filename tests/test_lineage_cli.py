@@ -5,10 +5,12 @@ command group itself (the top-level CLI registers it)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from pseudonyms import pseudonym_key_file
 
 from policyengine.cli.lineage import lineage_group
 
@@ -17,8 +19,23 @@ EVENTS = str(ROOT / "examples" / "biotech.jsonl")
 BAD = str(ROOT / "examples" / "bad-input.jsonl")
 
 
-def run(*args: str, input: str | None = None) -> Result:
+KEY = str(pseudonym_key_file(Path(tempfile.mkdtemp(prefix="pseudonym-"))))
+
+
+def run(*args: str, input: str | None = None, key: bool = True) -> Result:
+    """The lineage group; `record` gets the test pseudonymisation key (the example events
+    carry patient identifiers) unless `key=False`."""
+    if args and args[0] == "record" and key:
+        args = (*args, "--pseudonym-key", KEY)
     return CliRunner().invoke(lineage_group, list(args), input=input, catch_exceptions=False)
+
+
+def test_record_refuses_identifiers_without_a_key(tmp_path: Path) -> None:
+    path = str(tmp_path / "l.db")
+    result = run("record", "--store", path, EVENTS, key=False)
+    assert result.exit_code == 2
+    assert "carries patient identifiers" in result.stderr
+    assert "6 lines of" in result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pseudonyms import pseudonymised
 
 from policyengine.events import read_jsonl
 from policyengine.lineage import (
@@ -41,7 +42,7 @@ def T(text: str) -> datetime:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Any:
     path = tmp_path_factory.mktemp("lineage") / "lineage.db"
     with open(ROOT / "examples" / "biotech.jsonl", encoding="utf-8") as fh:
-        events = [e for _, e in read_jsonl(fh) if isinstance(e, dict)]
+        events = pseudonymised(e for _, e in read_jsonl(fh) if isinstance(e, dict))
     with SQLiteLineageStore(path, create=True) as s:
         s.record_many(events)
     with SQLiteLineageStore(path) as s:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pseudonyms import pseudonymised
 
 from policyengine.events import parse_event, read_jsonl
 from policyengine.lineage import FORMATS, SQLiteLineageStore, Trace, render, trace
@@ -25,7 +26,7 @@ ODD = 'ds "q" #1 <b>&amp; | x; y\\z\nnext{}[]`%%'
 @pytest.fixture(scope="module")
 def store() -> Any:
     with open(ROOT / "examples" / "biotech.jsonl", encoding="utf-8") as fh:
-        events = [e for _, e in read_jsonl(fh) if isinstance(e, dict)]
+        events = pseudonymised(e for _, e in read_jsonl(fh) if isinstance(e, dict))
     with SQLiteLineageStore(":memory:") as s:
         s.record_many(events)
         yield s

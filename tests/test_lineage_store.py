@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pseudonyms import pseudonymised
 from pydantic import BaseModel, Field
 
 from policyengine.events import Ref, parse_event, read_jsonl
@@ -41,7 +42,7 @@ def biotech() -> list[dict[str, Any]]:
         items = list(read_jsonl(fh))
     events = [e for _, e in items if isinstance(e, dict)]
     assert len(events) == len(items) == 59
-    return events
+    return pseudonymised(events)
 
 
 EVENTS = biotech()

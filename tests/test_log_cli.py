@@ -11,10 +11,12 @@ import json
 import os
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from pseudonyms import pseudonym_key_file
 
 from policyengine.cli.main import cli
 from policyengine.log import (
@@ -34,8 +36,42 @@ EVENTS = str(ROOT / "examples" / "biotech.jsonl")
 N_EVENTS = 59
 
 
-def run(*args: str, input: str | None = None) -> Result:
+KEY = str(pseudonym_key_file(Path(tempfile.mkdtemp(prefix="pseudonym-"))))
+
+
+def run(*args: str, input: str | None = None, pseudonyms: bool = True) -> Result:
+    """The CLI; commands that store events get the test pseudonymisation key (the example
+    events carry patient identifiers) unless `pseudonyms=False`."""
+    stores = (args[:1] == ("eval",) and "--log" in args) or args[:2] == ("log", "append")
+    if stores and pseudonyms:
+        args = (*args, "--pseudonym-key", KEY)
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_identifiers_never_reach_the_log(tmp_path: Path, key: tuple[Path, str]) -> None:
+    raw = {
+        p
+        for line in Path(EVENTS).read_text().splitlines()
+        for p in json.loads(line)["attributes"].get("patient_ids", [])
+    }
+    assert len(raw) >= 10
+    db = tmp_path / "p.db"
+    result = run("eval", "-p", POLICIES, "-e", EVENTS, "--log", str(db), "--key", str(key[0]),
+                 "--format", "json")  # fmt: skip
+    assert result.exit_code == 1
+    out = tmp_path / "export"
+    assert run("log", "export", str(out), "--log", str(db)).exit_code == 0
+    stored = [db.read_bytes(), result.stdout.encode()]
+    stored += [f.read_bytes() for f in out.rglob("*") if f.is_file()]
+    for blob in stored:
+        assert not any(r.encode() in blob for r in raw)
+    assert b"pseud:" in db.read_bytes()
+    # without a key, events with identifiers are refused and nothing of them is logged
+    refused = run("eval", "-p", POLICIES, "-e", EVENTS, "--log", str(tmp_path / "q.db"),
+                  "--key", str(key[0]), pseudonyms=False)  # fmt: skip
+    assert refused.exit_code == 2
+    assert "carries patient identifiers" in refused.stderr
+    assert not any(r.encode() in (tmp_path / "q.db").read_bytes() for r in raw)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pseudonyms import PSEUDONYMS
 
 import policyengine as pe
 from policyengine.log import parse_record
@@ -27,8 +28,8 @@ def bundle() -> pe.Bundle:
 def test_recorded_engine_logs_what_it_returns(tmp_path: Path, bundle: pe.Bundle) -> None:
     signer = pe.Signer.generate("test.example/log")
     log = pe.TransparencyLog.open(tmp_path / "log.db", signer, create=True)
-    engine = pe.Engine(bundle, recorder=pe.DecisionRecorder(log))
-    plain = pe.Engine(bundle)
+    engine = pe.Engine(bundle, recorder=pe.DecisionRecorder(log), pseudonymiser=PSEUDONYMS)
+    plain = pe.Engine(bundle, pseudonymiser=PSEUDONYMS)
     for event in EVENTS:
         before = log.size()
         decision = engine.evaluate(event)
@@ -48,9 +49,9 @@ def test_recorded_engine_logs_what_it_returns(tmp_path: Path, bundle: pe.Bundle)
 def test_batch_is_one_durable_append(tmp_path: Path, bundle: pe.Bundle) -> None:
     signer = pe.Signer.generate("test.example/log")
     log = pe.TransparencyLog.open(tmp_path / "log.db", signer, create=True)
-    engine = pe.Engine(bundle, recorder=pe.DecisionRecorder(log))
+    engine = pe.Engine(bundle, recorder=pe.DecisionRecorder(log), pseudonymiser=PSEUDONYMS)
     decisions = engine.evaluate_batch(EVENTS)
-    expected = pe.Engine(bundle).evaluate_batch(EVENTS)
+    expected = pe.Engine(bundle, pseudonymiser=PSEUDONYMS).evaluate_batch(EVENTS)
     assert [d.to_json() for d in decisions] == [d.to_json() for d in expected]
     assert [cp.size for cp in log.store.checkpoints()] == [len(EVENTS) + 2]
 
@@ -62,7 +63,7 @@ class _Broken:
 
 def test_failed_recording_leaves_state_untouched(bundle: pe.Bundle) -> None:
     broken = pe.Engine(bundle, recorder=_Broken())
-    plain = pe.Engine(bundle)
+    plain = pe.Engine(bundle, pseudonymiser=PSEUDONYMS)
     with pytest.raises(OSError):
         broken.evaluate(EVENTS[1])  # a registration that would change state
     with pytest.raises(OSError):
@@ -79,7 +80,7 @@ def test_failed_recording_leaves_state_untouched(bundle: pe.Bundle) -> None:
 def test_threads_share_one_recorded_engine(tmp_path: Path, bundle: pe.Bundle) -> None:
     signer = pe.Signer.generate("test.example/log")
     log = pe.TransparencyLog.open(tmp_path / "log.db", signer, create=True)
-    engine = pe.Engine(bundle, recorder=pe.DecisionRecorder(log))
+    engine = pe.Engine(bundle, recorder=pe.DecisionRecorder(log), pseudonymiser=PSEUDONYMS)
     got: list[pe.Decision] = []
     lock = threading.Lock()
 

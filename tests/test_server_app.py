@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from pseudonyms import PSEUDONYMS, pseudonym_key_file
 from test_server_support import (
     GATE,
     ROOT,
@@ -58,9 +59,14 @@ def problem(r: httpx.Response, status: int, kind: str) -> dict[str, Any]:
 def test_server_decides_like_the_engine_and_logs_every_decision(tmp_path: Path) -> None:
     """The biotech stream through HTTP gives byte-identical decisions to the in-process
     engine (same clock), each response names the bundle, and each decision is in the log."""
-    s = settings(tmp_path, policies=str(ROOT / "policies"), clock=pe.event_time)
+    s = settings(
+        tmp_path,
+        policies=str(ROOT / "policies"),
+        clock=pe.event_time,
+        pseudonym_key_path=str(pseudonym_key_file(tmp_path)),
+    )
     bundle = pe.load_bundle(ROOT / "policies")
-    engine = pe.Engine(bundle)
+    engine = pe.Engine(bundle, pseudonymiser=PSEUDONYMS)
     expected = [engine.evaluate(e).to_dict() for e in EVENTS]
 
     async def scenario() -> list[dict[str, Any]]:
@@ -88,7 +94,21 @@ def test_server_decides_like_the_engine_and_logs_every_decision(tmp_path: Path) 
         index = g["log_index"]
         assert log.find(g["event_id"]) == [index]
         assert parse_record(log.leaf(index))["decision"] == g["decision"]
+    raw = {p for e in EVENTS for p in e["attributes"].get("patient_ids", [])}
+    assert raw and not any(r.encode() in (tmp_path / "log.db").read_bytes() for r in raw)
     log.close()
+
+
+def test_identifiers_without_a_key_are_refused_when_recording(tmp_path: Path) -> None:
+    s = settings(tmp_path, policies=str(ROOT / "policies"), clock=pe.event_time)
+    with_ids = next(e for e in EVENTS if e["attributes"].get("patient_ids"))
+
+    async def scenario() -> httpx.Response:
+        async with app_client(create_app(s)) as c:
+            return await c.post("/v1/evaluate", json=with_ids)
+
+    body = problem(run(scenario()), 422, "invalid-event")
+    assert "carries patient identifiers" in body["detail"]
 
 
 def test_state_carries_across_requests_and_denials_do_not_count(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from policyengine.cli._common import (
 )
 from policyengine.compiler.bundle import Bundle
 from policyengine.events import EventError
+from policyengine.events.pseudonym import Pseudonymiser, load_pseudonym_key, require_pseudonymised
 from policyengine.log import DecisionRecorder, TransparencyLog, load_signer
 from policyengine.reports._common import OutcomeTally, dumps
 from policyengine.reports.decisions import decision_json_line, decisions_junit, decisions_text
@@ -62,11 +63,20 @@ def decide(stream: EventStream, bundle: Bundle, clock: Clock) -> Iterator[tuple[
 
 
 def decide_events(
-    stream: EventStream, bundle: Bundle, clock: Clock
+    stream: EventStream,
+    bundle: Bundle,
+    clock: Clock,
+    pseudonyms: Pseudonymiser | None = None,
+    *,
+    storing: bool = False,
 ) -> Iterator[tuple[int, dict[str, Any], Decision]]:
+    """Decide each event; pseudonymise it first when a key is given, and when decisions are
+    stored refuse (as a bad line) any event with raw patient identifiers and no key."""
     engine = Engine(bundle, clock=clock)
     for line, event in stream.events():
         try:
+            if pseudonyms is not None or storing:
+                event = require_pseudonymised(event, pseudonyms)
             decision = engine.evaluate(event, validated=True)
         except EventError as err:
             stream.reject(line, err)
@@ -92,6 +102,15 @@ def logged(
     if pending:
         recorder.record(pending, bundle)
         yield from (d for _e, d in pending)
+
+
+def _pseudonymiser(path: str | None) -> Pseudonymiser | None:
+    if path is None:
+        return None
+    try:
+        return load_pseudonym_key(path)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 @click.command("eval", epilog=EPILOG)
@@ -147,6 +166,13 @@ def logged(
     metavar="KEYFILE",
     help="The log's Ed25519 private key (from `policyengine keys generate`).",
 )
+@click.option(
+    "--pseudonym-key",
+    "pseudonym_key",
+    metavar="FILE",
+    help="Replace patient identifiers with keyed pseudonyms before deciding (from "
+    "`policyengine keys pseudonym`); required with --log when events carry identifiers.",
+)
 @no_color_option
 def eval_cmd(
     policies: tuple[str, ...],
@@ -158,6 +184,7 @@ def eval_cmd(
     only_failing: bool,
     log_path: str | None,
     key_path: str | None,
+    pseudonym_key: str | None,
 ) -> None:
     """Decide every event in a JSON Lines stream, in order, keeping entity state.
 
@@ -177,7 +204,8 @@ def eval_cmd(
         log = TransparencyLog.open(log_path, load_signer(key_path), create=True)
     stream = EventStream(events)
     tally = OutcomeTally()
-    decided = decide_events(stream, bundle, clock)
+    pseudonyms = _pseudonymiser(pseudonym_key)
+    decided = decide_events(stream, bundle, clock, pseudonyms, storing=log is not None)
     if log is not None:
         decisions = tally.watch(logged(decided, DecisionRecorder(log), bundle))
     else:

@@ -29,6 +29,7 @@ from policyengine.cli._common import (
 from policyengine.cli.evaluate import FAIL_ON, LOG_BATCH, logged
 from policyengine.compiler.bundle import Bundle
 from policyengine.events import EventError, parse_event
+from policyengine.events.pseudonym import Pseudonymiser, load_pseudonym_key, require_pseudonymised
 from policyengine.lineage import LineageError, SQLiteLineageStore
 from policyengine.log import DecisionRecorder, TransparencyLog, load_signer
 from policyengine.reports._common import OutcomeTally
@@ -51,9 +52,17 @@ Exit codes:
 class _Intake:
     """Adapter output → validated events, reporting bad records as it goes."""
 
-    def __init__(self, adapter_name: str, source: str) -> None:
+    def __init__(
+        self,
+        adapter_name: str,
+        source: str,
+        pseudonyms: Pseudonymiser | None = None,
+        storing: bool = False,
+    ) -> None:
         self.adapter = get_adapter(adapter_name)
         self.source = source
+        self.pseudonyms = pseudonyms
+        self.storing = storing
         self.bad = 0
 
     def events(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -67,7 +76,10 @@ class _Intake:
             if isinstance(item, Located):
                 where, item = item.location, item.event
             try:
-                yield n, parse_event(item)
+                event = parse_event(item)
+                if self.pseudonyms is not None or self.storing:
+                    event = require_pseudonymised(event, self.pseudonyms)
+                yield n, event
             except EventError as err:
                 self.bad += 1
                 ident = item.get("id") if isinstance(item, dict) else None
@@ -113,6 +125,13 @@ def _decide(
 @click.option("--log", "log_path", metavar="DB", help="Append every decision to this signed log.")
 @click.option("--key", "key_path", metavar="KEYFILE", help="The log's private key (with --log).")
 @click.option(
+    "--pseudonym-key",
+    "pseudonym_key",
+    metavar="FILE",
+    help="Pseudonymise patient identifiers before anything is decided or stored; required "
+    "with --store or --log when records carry identifiers.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"], case_sensitive=False),
@@ -135,6 +154,7 @@ def ingest(
     store_path: str | None,
     log_path: str | None,
     key_path: str | None,
+    pseudonym_key: str | None,
     fmt: str,
     now: str | None,
     fail_on: str,
@@ -145,7 +165,12 @@ def ingest(
     if (log_path is None) != (key_path is None):
         raise CliError("--log and --key go together")
     try:
-        intake = _Intake(adapter_name, source)
+        pseudonyms = load_pseudonym_key(pseudonym_key) if pseudonym_key is not None else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    storing = store_path is not None or log_path is not None
+    try:
+        intake = _Intake(adapter_name, source, pseudonyms, storing)
     except AdapterError as exc:
         raise CliError(exc.render(), exc.hint) from None
     bundle = load_policies(policies)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from policyengine.cli._common import no_color_option, settings
+from policyengine.cli._common import CliError, no_color_option, settings
+from policyengine.events.pseudonym import generate_pseudonym_key
 from policyengine.log import DEFAULT_KEY_NAME, generate_key_file, load_signer
 
 __all__ = ["keys"]
@@ -35,6 +36,24 @@ def generate(out: str, name: str) -> None:
     signer = generate_key_file(out, name)
     click.echo(signer.verifier_key)
     settings().note(f"wrote private key `{out}` (mode 0600); keep it secret and backed up")
+
+
+@keys.command("pseudonym")
+@click.option("--out", "out", required=True, metavar="FILE", help="Where to write the key.")
+@no_color_option
+def pseudonym(out: str) -> None:
+    """Write a new pseudonymisation key (32 random bytes, mode 0600, never overwriting).
+
+    Patient identifiers are replaced by HMAC-SHA256 pseudonyms under this key before
+    anything is stored; keep it apart from the log's signing key and back it up: without
+    it, new records no longer join the pseudonyms already stored."""
+    try:
+        generate_pseudonym_key(out)
+    except FileExistsError:
+        raise CliError(f"`{out}` already exists; refusing to overwrite a key") from None
+    except OSError as exc:
+        raise CliError(f"cannot create `{out}`: {exc.strerror or exc}") from None
+    settings().note(f"wrote pseudonymisation key `{out}` (mode 0600); keep it secret")
 
 
 @keys.command("show")

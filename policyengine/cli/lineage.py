@@ -20,6 +20,7 @@ import click
 from policyengine.cli._common import EXIT_USAGE, CliError, EventStream, Sink, no_color_option
 from policyengine.cli._common import settings as cli_settings
 from policyengine.events import EventError
+from policyengine.events.pseudonym import load_pseudonym_key, require_pseudonymised
 from policyengine.lineage import (
     FORMATS,
     Affected,
@@ -111,8 +112,15 @@ def lineage_group() -> None:
 @lineage_group.command("record")
 @STORE_OPTION
 @click.argument("events", metavar="EVENTS.jsonl")
+@click.option(
+    "--pseudonym-key",
+    "pseudonym_key",
+    metavar="FILE",
+    help="Pseudonymise patient identifiers before recording (required when events carry "
+    "them; `policyengine keys pseudonym` makes one).",
+)
 @no_color_option
-def record_cmd(store_path: str, events: str) -> None:
+def record_cmd(store_path: str, events: str, pseudonym_key: str | None) -> None:
     """Record the lineage of every event in a JSON Lines file (`-` for stdin).
 
     Creates the store if needed. Events already recorded are skipped, so re-running on a
@@ -124,6 +132,10 @@ def record_cmd(store_path: str, events: str) -> None:
     if events != "-" and not source.is_file():  # before the store file is created
         what = "a directory" if source.is_dir() else "missing"
         raise CliError(f"events file `{events}` is {what}", "pass a JSON Lines file")
+    try:
+        pseudonyms = load_pseudonym_key(pseudonym_key) if pseudonym_key is not None else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     stream = EventStream(events)
     total = RecordResult()
     with _open(store_path, create=True) as store:
@@ -144,6 +156,11 @@ def record_cmd(store_path: str, events: str) -> None:
             batch.clear()
 
         for line, event in stream.events():
+            try:
+                event = require_pseudonymised(event, pseudonyms)
+            except EventError as err:
+                stream.reject(line, err)
+                continue
             batch.append((line, event))
             if len(batch) >= BATCH:
                 flush()

@@ -26,6 +26,12 @@ from policyengine.cli._common import (
     settings,
 )
 from policyengine.events import EventError, parse_event
+from policyengine.events.pseudonym import (
+    Pseudonymiser,
+    carries_identifiers,
+    load_pseudonym_key,
+    require_pseudonymised,
+)
 from policyengine.log import (
     LogError,
     TlogProof,
@@ -132,11 +138,21 @@ def log_group() -> None:
 # ---------------------------------------------------------------- append
 
 
-def _leaf_for(obj: Any, now: datetime) -> bytes:
-    """Turn one JSON line into a leaf: a full record, a decision, or an event."""
+def _leaf_for(obj: Any, now: datetime, pseudonyms: Pseudonymiser | None) -> bytes:
+    """Turn one JSON line into a leaf: a full record, a decision, or an event. Events (also
+    inside records) are pseudonymised, and refused with raw identifiers and no key."""
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object (an event, a decision or a log record)")
     if "v" in obj and "kind" in obj:
+        if isinstance(obj.get("event"), dict):
+            try:
+                inner = parse_event(obj["event"])
+            except EventError:
+                inner = None  # a record's event is stored as logged; only check identifiers
+            if inner is not None and carries_identifiers(inner):
+                if pseudonyms is None:
+                    require_pseudonymised(inner, None)
+                obj = {**obj, "event": to_jsonable(pseudonyms.apply(inner))}  # type: ignore[union-attr]
         data = canonical(obj)
         parse_record(data)
         return data
@@ -145,7 +161,7 @@ def _leaf_for(obj: Any, now: datetime) -> bytes:
         if missing:
             raise ValueError(f"decision lacks {', '.join(f'`{k}`' for k in missing)}")
         return record("decision", str(obj["evaluated_at"]), decision=obj)
-    event = parse_event(obj)
+    event = require_pseudonymised(parse_event(obj), pseudonyms)
     return record("event", now, event=to_jsonable(event))
 
 
@@ -157,9 +173,17 @@ def _leaf_for(obj: Any, now: datetime) -> bytes:
     metavar="TIMESTAMP",
     help="Timestamp for event records (RFC 3339). Default: the current UTC time.",
 )
+@click.option(
+    "--pseudonym-key",
+    "pseudonym_key",
+    metavar="FILE",
+    help="Pseudonymise patient identifiers in events (required when they carry any).",
+)
 @click.argument("file", metavar="FILE")
 @no_color_option
-def append(log_path: str, key_path: str, now: str | None, file: str) -> None:
+def append(
+    log_path: str, key_path: str, now: str | None, pseudonym_key: str | None, file: str
+) -> None:
     """Append events or decisions from a JSON Lines FILE (`-` for stdin), all or nothing.
 
     A decision (as `policyengine eval --format json` prints) is logged as it is; an event
@@ -168,6 +192,10 @@ def append(log_path: str, key_path: str, now: str | None, file: str) -> None:
     """
     s = settings()
     stamp = parse_timestamp(now, "--now") if now else datetime.now(UTC)
+    try:
+        pseudonyms = load_pseudonym_key(pseudonym_key) if pseudonym_key is not None else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     leaves: list[bytes] = []
     bad = 0
     try:
@@ -180,7 +208,7 @@ def append(log_path: str, key_path: str, now: str | None, file: str) -> None:
             continue
         try:
             obj = json.loads(raw.decode("utf-8"))
-            leaves.append(_leaf_for(obj, stamp))
+            leaves.append(_leaf_for(obj, stamp, pseudonyms))
         except UnicodeDecodeError:
             s.error(f"{file}:{number}: not UTF-8 text")
             bad += 1

@@ -19,6 +19,7 @@ from policyengine.cli._common import (
     parse_now,
     require_paths,
 )
+from policyengine.events.pseudonym import load_pseudonym_key
 from policyengine.language.diagnostics import CompileError
 from policyengine.log import LogError
 from policyengine.runtime.clock import Clock, event_time, wall_clock
@@ -139,6 +140,13 @@ def _read_token(path: str | None) -> str | None:
     help="Seconds between checks of the policy files; 0 = reload only on SIGHUP.",
 )
 @click.option(
+    "--pseudonym-key",
+    "pseudonym_key",
+    metavar="FILE",
+    help="Pseudonymise patient identifiers at intake with this key (`policyengine keys "
+    "pseudonym`); with --log and no key, events carrying identifiers are refused.",
+)
+@click.option(
     "--data-root",
     metavar="DIR",
     help="Directory whose data files POST /v1/drift may name by relative path (default: "
@@ -168,6 +176,7 @@ def serve_cmd(
     max_body: int,
     max_batch: int,
     reload_interval: float,
+    pseudonym_key: str | None,
     data_root: str | None,
     now: str,
     fresh_state: bool,
@@ -187,6 +196,11 @@ def serve_cmd(
             "pip install 'policyengine[server]'",
         ) from None
     require_paths(policies)
+    if pseudonym_key is not None:
+        try:
+            load_pseudonym_key(pseudonym_key)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     if data_root is not None and not Path(data_root).is_dir():
         raise CliError(f"--data-root `{data_root}` is not a directory")
     if (log_path is None) != (key_path is None):
@@ -205,6 +219,7 @@ def serve_cmd(
         clock=_clock(now),
         restore_state=not fresh_state,
         data_root=data_root,
+        pseudonym_key_path=pseudonym_key,
     )
     logging.config.dictConfig(server.log_config(log_level.lower()))
     service = server.DecisionService(config)

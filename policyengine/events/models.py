@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .refs import Ref
+from .refs import Ref, Sensitive
 
 __all__ = [
     "Actor",
@@ -502,6 +502,8 @@ class PredictionBatch(_Model):
     """Dataset that was scored."""
     row_count: int | None = None
     """Number of rows scored."""
+    patient_ids: list[Annotated[str, Sensitive("patient")]] = Field(default_factory=list)
+    """Patients the batch scored, as keyed pseudonyms (never raw identifiers)."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form user labels; never interpreted by the engine."""
 
@@ -541,6 +543,9 @@ class DatasetAccessed(_Attributes):
     """Where the data will be processed."""
     job: str | None = None
     """Id of the requesting job or notebook."""
+    patient_ids: list[Annotated[str, Sensitive("patient")]] = Field(default_factory=list)
+    """Patients (ids or MRNs) whose records the access returns. Sensitive: stored and logged
+    only as keyed pseudonyms."""
 
 
 class FeaturesMaterialized(_Attributes):
@@ -633,6 +638,9 @@ class PredictionBatchCompleted(_Attributes):
     endpoint: str | None = None
     input_dataset: Annotated[str, Ref("dataset")] | None = None
     row_count: int | None = None
+    patient_ids: list[Annotated[str, Sensitive("patient")]] = Field(default_factory=list)
+    """Patients (ids or MRNs) the batch scored. Sensitive: stored and logged only as keyed
+    pseudonyms."""
 
 
 class DriftEvaluated(_Attributes):

@@ -14,3 +14,12 @@ class Ref:
     """
 
     kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sensitive:
+    """`Annotated[str, Sensitive("patient")]`: the value identifies a person (a patient id,
+    an MRN). It is replaced by a keyed pseudonym before any event, decision or lineage
+    record is stored or logged (`policyengine.events.pseudonym`)."""
+
+    category: str

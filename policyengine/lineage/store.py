@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
+from policyengine.events.pseudonym import carries_identifiers
 from policyengine.lineage._time import db_time, from_db_time
 from policyengine.lineage.edges import (
     EXCLUSIVE_RELATIONS,
@@ -441,6 +442,12 @@ class SQLiteLineageStore:
         exclusive: set[tuple[int, str]] = set()
         with self._writing():
             for position, event in enumerate(events):
+                if carries_identifiers(event):
+                    raise LineageError(
+                        f"event `{event['id']}` carries raw patient identifiers; pseudonymise"
+                        " it before recording its lineage",
+                        "pass --pseudonym-key (made by `policyengine keys pseudonym`)",
+                    )
                 digest = _digest(event)
                 row = self._db.execute(
                     "SELECT digest FROM lineage_events WHERE event_id=?", (event["id"],)

@@ -25,6 +25,7 @@ from typing import Any
 
 from policyengine.canonical import dumps as canonical_dumps
 from policyengine.compiler.bundle import Bundle, canonical_sources
+from policyengine.events.pseudonym import carries_identifiers
 from policyengine.log.errors import LogError
 from policyengine.log.tlog import BundleBlob, TransparencyLog
 from policyengine.runtime.decision import Decision
@@ -125,7 +126,13 @@ class DecisionRecorder:
         with self._lock:
             if bundle.digest not in self._published:
                 blobs.append(bundle_blob(bundle, pairs[0][1].evaluated_at))
-        for _, decision in pairs:
+        for event, decision in pairs:
+            if carries_identifiers(event):
+                raise LogError(
+                    f"event `{decision.event_id}` carries raw patient identifiers; pseudonymise"
+                    " events before they are decided and logged (Engine(pseudonymiser=…),"
+                    " --pseudonym-key)"
+                )
             if decision.bundle_digest != bundle.digest:
                 raise LogError(
                     f"decision `{decision.event_id}` names bundle `{decision.bundle_digest}`,"

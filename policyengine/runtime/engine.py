@@ -24,6 +24,7 @@ from policyengine.events import (
     parse_event,
     reduce_event,
 )
+from policyengine.events.pseudonym import Pseudonymiser, require_pseudonymised
 from policyengine.runtime.clock import Clock, event_time
 from policyengine.runtime.decision import Decision, Outcome
 
@@ -75,7 +76,9 @@ class Engine:
 
     With a `recorder` (a signed decision log), a decision is returned only after it is
     durably recorded, and its state change is committed only then: if recording fails the
-    call raises and the engine's state is as if the event never arrived."""
+    call raises and the engine's state is as if the event never arrived. With a
+    `pseudonymiser`, patient identifiers are replaced before an event is judged; with a
+    recorder and none, an event carrying identifiers is refused (`EventError`)."""
 
     def __init__(
         self,
@@ -83,21 +86,29 @@ class Engine:
         state: StateStore | None = None,
         clock: Clock = event_time,
         recorder: Recorder | None = None,
+        pseudonymiser: Pseudonymiser | None = None,
     ) -> None:
         self.bundle = bundle
         self.state: StateStore = state if state is not None else MemoryStateStore()
         self.clock = clock
         self.recorder = recorder
+        self.pseudonymiser = pseudonymiser
         self._lock = threading.Lock()
 
     def evaluate(self, event: Mapping[str, Any], *, validated: bool = False) -> Decision:
         """Validate (unless `validated`), decide, and commit the event's state change
         unless denied. Raises `EventError` for malformed input; state is untouched then."""
-        ev = dict(event) if validated else parse_event(event)
+        ev = self._intake(event, validated)
         with self._lock:
             if self.recorder is None:
                 return judge(self.bundle, self.state, ev, self.clock(ev))
             return self._recorded([ev])[0]
+
+    def _intake(self, event: Mapping[str, Any], validated: bool) -> dict[str, Any]:
+        ev = dict(event) if validated else parse_event(event)
+        if self.pseudonymiser is not None or self.recorder is not None:
+            ev = require_pseudonymised(ev, self.pseudonymiser)
+        return ev
 
     def _recorded(self, events: Sequence[dict[str, Any]]) -> list[Decision]:
         assert self.recorder is not None
@@ -116,7 +127,7 @@ class Engine:
         parsed: list[dict[str, Any]] = []
         for n, event in enumerate(events, start=1):
             try:
-                parsed.append(dict(event) if validated else parse_event(event))
+                parsed.append(self._intake(event, validated))
             except EventError as err:
                 raise err.at_line(n) from None
         with self._lock, gc_paused():

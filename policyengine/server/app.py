@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from policyengine import __version__
 from policyengine.events import EventError, parse_event
+from policyengine.events.pseudonym import Pseudonymiser, load_pseudonym_key, require_pseudonymised
 from policyengine.log.errors import LogError
 from policyengine.log.records import parse_record
 from policyengine.log.tlog import TransparencyLog
@@ -146,7 +147,10 @@ def _invalid(errors: list[dict[str, Any]], n_events: int) -> Problem:
 
 
 def _validate(
-    items: list[tuple[Any, Where]], limit: int
+    items: list[tuple[Any, Where]],
+    limit: int,
+    pseudonyms: Pseudonymiser | None = None,
+    storing: bool = False,
 ) -> tuple[list[dict[str, Any]], list[Where]]:
     """Validate every event (reporting all problems at once) and refuse repeated ids."""
     if not items:
@@ -173,6 +177,10 @@ def _validate(
     for obj, (base, line) in items:
         try:
             event = parse_event(obj)
+            if pseudonyms is not None or storing:
+                # before anything is judged, logged or echoed back: patient identifiers
+                # never reach the decision, the log or the response
+                event = require_pseudonymised(event, pseudonyms)
         except EventError as err:
             errors.extend(event_errors(err, base, line))
             continue
@@ -368,6 +376,11 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
     limit = settings.max_body_bytes
     max_events = settings.max_batch_events
     token = settings.token.encode("utf-8") if settings.token is not None else None
+    pseudonyms = (
+        load_pseudonym_key(settings.pseudonym_key_path)
+        if settings.pseudonym_key_path is not None
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -447,7 +460,7 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
         return svc.log
 
     async def decide(items: list[tuple[Any, Where]]) -> Decided:
-        events, where = _validate(items, max_events)
+        events, where = _validate(items, max_events, pseudonyms, settings.log_path is not None)
         ready(strict=False)
         return await svc.decide(events, where)
 

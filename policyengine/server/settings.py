@@ -46,6 +46,9 @@ class ServerSettings:
     #: Directory whose data files `POST /v1/drift` may read by relative path; `None` = the
     #: drift endpoint accepts inline data only (a request never names arbitrary files).
     data_root: str | None = None
+    #: Key file for pseudonymising patient identifiers at intake (`policyengine keys
+    #: pseudonym`); with a log and no key, events carrying identifiers are refused.
+    pseudonym_key_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.policies:
