@@ -70,7 +70,7 @@ class _Intake:
         for n, item in enumerate(self.adapter.events(self.source), start=1):
             if isinstance(item, AdapterError):
                 self.bad += 1
-                s.error(item.render())
+                s.error(item.render(), item.hint)
                 continue
             where = f"{self.source}: record {n}"
             if isinstance(item, Located):
