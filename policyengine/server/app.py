@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from policyengine import __version__
@@ -366,6 +367,27 @@ def _index_param(request: Request) -> int | None:
             errors=[{"parameter": "index", "detail": "must be a non-negative integer"}],
         )
     return int(raw)
+
+
+OPENLINEAGE_PATH = "/api/v1/lineage"
+
+
+def _openlineage_receiver(
+    decide: Callable[[list[tuple[Any, Where]]], Coroutine[Any, Any, Decided]],
+    token: str | None,
+) -> ASGIApp | None:
+    """The OpenLineage receiver when its adapter package is installed (it ships with
+    policyengine; a trimmed install may leave it out)."""
+    try:
+        from policyengine_openlineage.receiver import OpenLineageReceiver
+    except ImportError:
+        return None
+
+    async def on_events(events: list[dict[str, Any]]) -> None:
+        await decide([(e, (f"#/{i}", None)) for i, e in enumerate(events)])
+
+    receiver: ASGIApp = OpenLineageReceiver(on_events, token=token, path=OPENLINEAGE_PATH)
+    return receiver
 
 
 def create_app(settings: ServerSettings, *, service: DecisionService | None = None) -> FastAPI:
@@ -762,6 +784,15 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
                 "last_reload": svc.last_reload,
             }
         )
+
+    receiver = _openlineage_receiver(decide, settings.token)
+    if receiver is not None:
+        # OpenLineage's HTTP transport posts here unchanged (Airflow, Spark, dbt, …); the
+        # events are decided and recorded like `POST /v1/events`.
+        for path in (OPENLINEAGE_PATH, OPENLINEAGE_PATH + "/batch"):
+            app.router.routes.append(
+                Route(path, endpoint=receiver, methods=["POST"], include_in_schema=False)
+            )
 
     @app.get("/v1/health", response_model=docs.Health, summary="Liveness", tags=["ops"])
     async def health(_request: Request) -> Response:
