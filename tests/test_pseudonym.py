@@ -61,7 +61,7 @@ def test_key_files(tmp_path: Path) -> None:
     path = tmp_path / "p.key"
     generate_pseudonym_key(path)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ValueError, match="refusing to overwrite"):
         generate_pseudonym_key(path)
     one = load_pseudonym_key(path).apply(EVENT)
     assert one == load_pseudonym_key(path).apply(EVENT)

@@ -7,6 +7,7 @@ import click
 from policyengine.cli._common import CliError, no_color_option, settings
 from policyengine.events.pseudonym import generate_pseudonym_key
 from policyengine.log import DEFAULT_KEY_NAME, generate_key_file, load_signer
+from policyengine.secret_files import SecretFileError
 
 __all__ = ["keys"]
 
@@ -49,10 +50,8 @@ def pseudonym(out: str) -> None:
     it, new records no longer join the pseudonyms already stored."""
     try:
         generate_pseudonym_key(out)
-    except FileExistsError:
-        raise CliError(f"`{out}` already exists; refusing to overwrite a key") from None
-    except OSError as exc:
-        raise CliError(f"cannot create `{out}`: {exc.strerror or exc}") from None
+    except SecretFileError as exc:
+        raise CliError(str(exc)) from None
     settings().note(f"wrote pseudonymisation key `{out}` (mode 0600); keep it secret")
 
 

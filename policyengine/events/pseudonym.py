@@ -21,10 +21,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -37,6 +35,7 @@ from pydantic import BaseModel
 from policyengine.events.catalog import EVENT_TYPES
 from policyengine.events.models import EventError
 from policyengine.events.refs import Sensitive
+from policyengine.secret_files import read_secret, write_secret
 
 __all__ = [
     "PSEUDONYM",
@@ -154,36 +153,20 @@ def require_pseudonymised(
 
 def generate_pseudonym_key(path: str | Path) -> None:
     """Write 32 random bytes as a key file (0600, never over an existing file)."""
-    p = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(p, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        text = _KEY_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii") + "\n"
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    key = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    write_secret(path, _KEY_PREFIX + key, what="a key")
 
 
 def load_pseudonym_key(path: str | Path) -> Pseudonymiser:
     p = Path(path)
-    try:
-        mode = p.stat().st_mode
-        text = p.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise ValueError(
-            f"no pseudonymisation key `{p}` (hint: `policyengine keys pseudonym --out {p}`)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read pseudonymisation key `{p}`: {exc}") from None
+    text = read_secret(
+        p, what="pseudonymisation key", create=f"policyengine keys pseudonym --out {p}"
+    )
     if text.startswith("PRIVATE+KEY+"):
         raise ValueError(
             f"`{p}` is a log signing key; pseudonyms need their own key"
             " (hint: `policyengine keys pseudonym --out FILE`)"
         )
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ValueError(f"key file `{p}` is accessible by other users (hint: `chmod 600 {p}`)")
     if not text.startswith(_KEY_PREFIX):
         raise ValueError(f"`{p}` is not a policyengine pseudonymisation key")
     try:

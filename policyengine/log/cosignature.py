@@ -28,7 +28,6 @@ import fcntl
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from policyengine.log.note import (
     _valid_name,
     open_note,
 )
+from policyengine.secret_files import SecretFileError, read_secret, write_secret
 
 __all__ = [
     "COSIGNATURE_TYPE",
@@ -629,20 +629,10 @@ def generate_witness_key_file(path: str | Path, name: str) -> WitnessSigner:
         raise LogError(
             f"invalid witness name `{name}`: {exc} (hint: a name like `witness.example.com/w1`)"
         ) from None
-    p = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(p, flags, 0o600)
-    except FileExistsError:
-        raise LogError(f"`{p}` already exists; refusing to overwrite a key") from None
-    except OSError as exc:
-        raise LogError(f"cannot create `{p}`: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (signer.to_private_key_string() + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        write_secret(path, signer.to_private_key_string(), what="a key")
+    except SecretFileError as exc:
+        raise LogError(str(exc)) from None
     return signer
 
 
@@ -650,20 +640,13 @@ def load_witness_signer(path: str | Path) -> WitnessSigner:
     """Read a witness private key file, refusing one that others can read."""
     p = Path(path)
     try:
-        mode = p.stat().st_mode
-        text = p.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise LogError(
-            f"no witness key file `{p}`"
-            f" (hint: `policyengine witness keys generate --out {p} --name NAME` makes one)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LogError(f"cannot read witness key file `{p}`: {exc}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise LogError(
-            f"key file `{p}` is accessible by other users (mode {stat.S_IMODE(mode):04o})"
-            f" (hint: `chmod 600 {p}`)"
+        text = read_secret(
+            p,
+            what="witness key file",
+            create=f"policyengine witness keys generate --out {p} --name NAME",
         )
+    except SecretFileError as exc:
+        raise LogError(str(exc)) from None
     try:
         return WitnessSigner.from_private_key_string(text)
     except ValueError as exc:

@@ -7,12 +7,11 @@ log signing key is used for nothing else: pseudonymisation keys are separate sec
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 from policyengine.log.errors import LogError
 from policyengine.log.note import Signer, Verifier
+from policyengine.secret_files import SecretFileError, read_secret, write_secret
 
 __all__ = ["DEFAULT_KEY_NAME", "generate_key_file", "load_signer", "load_verifier"]
 
@@ -27,23 +26,10 @@ def generate_key_file(path: str | Path, name: str = DEFAULT_KEY_NAME) -> Signer:
         raise LogError(
             f"invalid key name `{name}`: {exc} (hint: a name like `example.com/decisions`)"
         ) from None
-    p = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(p, flags, 0o600)
-    except FileExistsError:
-        raise LogError(
-            f"`{p}` already exists; refusing to overwrite a key"
-            " (hint: choose another --out, or delete the old key only if nothing depends on it)"
-        ) from None
-    except OSError as exc:
-        raise LogError(f"cannot create `{p}`: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have removed bits but never adds them; be explicit
-        os.write(fd, (signer.to_private_key_string() + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        write_secret(path, signer.to_private_key_string())
+    except SecretFileError as exc:
+        raise LogError(str(exc)) from None
     return signer
 
 
@@ -51,19 +37,9 @@ def load_signer(path: str | Path) -> Signer:
     """Read a private key file, refusing one that others can read."""
     p = Path(path)
     try:
-        mode = p.stat().st_mode
-        text = p.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise LogError(
-            f"no key file `{p}` (hint: `policyengine keys generate --out {p}` makes one)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LogError(f"cannot read key file `{p}`: {exc}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise LogError(
-            f"key file `{p}` is accessible by other users (mode {stat.S_IMODE(mode):04o})"
-            f" (hint: `chmod 600 {p}`)"
-        )
+        text = read_secret(p, create=f"policyengine keys generate --out {p}")
+    except SecretFileError as exc:
+        raise LogError(str(exc)) from None
     try:
         return Signer.from_private_key_string(text)
     except ValueError as exc:
