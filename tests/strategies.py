@@ -295,6 +295,8 @@ def make_event(c: Chooser, event_type: str) -> dict[str, Any]:
     """A parsed (validated) event of the given type."""
     spec = EVENT_TYPES[event_type]
     fixed: dict[str, Callable[[], Any]] = {}
+    if event_type == "drift.response_recorded":
+        fixed = {"justification": lambda: c.choice(("DEV-2024-031", "seasonal shift"))}
     if event_type == "override.recorded":
         fixed = {
             "rule": lambda: c.choice(_RULE_NAMES),

@@ -95,7 +95,7 @@ def test_stack_example_allows_every_step(tmp_path: Path) -> None:
         assert len(serving.approvals) == 2
 
 
-def test_stack_example_without_the_second_approval_is_denied(tmp_path: Path) -> None:
+def test_stack_example_without_the_second_approval_waits_for_review(tmp_path: Path) -> None:
     events = tmp_path / "events"
     shutil.copytree(STACK, events)
     (events / "03-approved-by-grace-liu.json").unlink()
@@ -104,7 +104,7 @@ def test_stack_example_without_the_second_approval_is_denied(tmp_path: Path) -> 
     assert outcomes(result) == [
         ("model.registered", "allow"),
         ("approval.recorded", "allow"),
-        ("model.deployed", "deny"),
+        ("model.deployed", "review_required"),
     ]
     denied = decisions(result)[-1]
     assert "gxp.oversight.production_deploy_two_person" in failed_rules(denied)
@@ -112,12 +112,12 @@ def test_stack_example_without_the_second_approval_is_denied(tmp_path: Path) -> 
 
 def test_unmapped_signers_never_count_towards_release(tmp_path: Path) -> None:
     # Without the identity mapping the signatures are kept but have no printed name and an
-    # unassigned role, so the production deployment is denied rather than silently allowed.
+    # unassigned role, so the production deployment waits for review rather than being allowed.
     events = tmp_path / "events"
     shutil.copytree(STACK, events)
     (events / "policyengine-sagemaker.json").unlink()
     result = ingest(str(events), *OVERSIGHT, "--format", "json")
-    assert outcomes(result)[-1] == ("model.deployed", "deny")
+    assert outcomes(result)[-1] == ("model.deployed", "review_required")
 
 
 def test_bad_records_are_reported_and_the_rest_decided(tmp_path: Path) -> None:

@@ -547,12 +547,22 @@ def test_and_or_report_operands_up_to_the_deciding_one(explained: Decision) -> N
     ]
 
 
+# The signature fields every approval record carries when nobody signed it.
+UNSIGNED = {
+    "record_digest": None,
+    "review": None,
+    "signature": None,
+    "signature_status": "unsigned",
+    "signature_problem": None,
+}
+
+
 def test_quantifier_witnesses(explained: Decision) -> None:
     first_bad = _approval("u3", "mlops")
     first_bad["time"] = "2026-02-01T00:00:00Z"
     assert values(explained, "t.all_") == [
         ('all(a in subject.approvals: a.role == "qa")', False),
-        ("a", {**first_bad, "comment": None, "signer_name": None}),
+        ("a", {**first_bad, "comment": None, "signer_name": None, **UNSIGNED}),
     ]
     # Sets iterate sorted: "alpha" is not held, "qa" is the first that is.
     assert values(explained, "t.any_") == [

@@ -107,6 +107,8 @@ def test_catalogue_covers_the_brief() -> None:
     assert set(EVENT_TYPES) == {
         "dataset.registered",
         "dataset.accessed",
+        "dataset.privacy_assessed",
+        "dataset.released",
         "features.materialized",
         "run.started",
         "run.completed",
@@ -118,6 +120,8 @@ def test_catalogue_covers_the_brief() -> None:
         "model.deployed",
         "prediction.batch_completed",
         "drift.evaluated",
+        "drift.response_recorded",
+        "review.escalated",
     }
     assert set(ENTITY_KINDS) == {
         "dataset",
@@ -140,7 +144,8 @@ def test_registries_are_read_only() -> None:
 
 
 def test_dataset_registration_carries_every_dataset_field() -> None:
-    assert set(DatasetRegistered.model_fields) == set(Dataset.model_fields) - {"id"}
+    # `privacy` is what `dataset.privacy_assessed` measured, never declared at registration.
+    assert set(DatasetRegistered.model_fields) == set(Dataset.model_fields) - {"id", "privacy"}
     assert DatasetRegistered.model_fields["name"].is_required()
 
 

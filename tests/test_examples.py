@@ -37,7 +37,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     # registration and sign-off of 1.0.0
     "evt-019": ("deny", {"audit.artifact_digest_pinned"}),  # registered without digest
     "evt-021": ("deny", {"oversight.independent_approval"}),  # author approves own model
-    "evt-025": ("deny", {"oversight.production_deploy_two_person"}),  # one approval only
+    "evt-025": ("review_required", {"oversight.production_deploy_two_person"}),  # one approval
     "evt-026": ("deny", {"oversight.signature_attributable"}),  # no printed name
     "evt-027": ("allow_with_warnings", {"oversight.approval_role_counts"}),  # PM approval
     # predictions
@@ -56,7 +56,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "evt-053": ("deny", {"oversight.rejection_blocks_release"}),
     "evt-058": ("deny", {"audit.prediction_traceable"}),  # never deployed to prod
     # approvals expire
-    "evt-059": ("deny", {"oversight.production_deploy_two_person"}),
+    "evt-059": ("review_required", {"oversight.production_deploy_two_person"}),
 }
 
 # Events that pass only because an earlier problem was fixed: pinned so that the

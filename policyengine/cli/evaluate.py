@@ -21,10 +21,13 @@ from policyengine.cli._common import (
     parse_now,
     settings,
 )
+from policyengine.cli.oversight_common import clock_now, load_signers, open_reviews
 from policyengine.compiler.bundle import Bundle
 from policyengine.events import EventError
 from policyengine.events.pseudonym import Pseudonymiser, load_pseudonym_key, require_pseudonymised
 from policyengine.log import DecisionRecorder, TransparencyLog, load_signer
+from policyengine.oversight.registry import SignerRegistry
+from policyengine.oversight.reviews import ReviewStore
 from policyengine.reports._common import OutcomeTally, dumps
 from policyengine.reports.decisions import decision_json_line, decisions_junit, decisions_text
 from policyengine.reports.sarif import decisions_sarif
@@ -69,10 +72,11 @@ def decide_events(
     pseudonyms: Pseudonymiser | None = None,
     *,
     storing: bool = False,
+    signers: SignerRegistry | None = None,
 ) -> Iterator[tuple[int, dict[str, Any], Decision]]:
     """Decide each event; pseudonymise it first when a key is given, and when decisions are
     stored refuse (as a bad line) any event with raw patient identifiers and no key."""
-    engine = Engine(bundle, clock=clock)
+    engine = Engine(bundle, clock=clock, signers=signers)
     for line, event in stream.events():
         try:
             if pseudonyms is not None or storing:
@@ -89,19 +93,28 @@ def logged(
     recorder: DecisionRecorder,
     bundle: Bundle,
     batch: int = LOG_BATCH,
+    reviews: ReviewStore | None = None,
 ) -> Iterator[Decision]:
     """Yield decisions only once they are durable in the log (committed and checkpointed),
-    in batches so one fsync and one signature cover many decisions."""
+    in batches so one fsync and one signature cover many decisions. Decisions that wait
+    for people open review items in `reviews` once they are durable."""
     pending: list[tuple[dict[str, Any], Decision]] = []
+
+    def flush() -> Iterator[Decision]:
+        recorder.record(pending, bundle)
+        if reviews is not None:
+            for event, decision in pending:
+                if decision.reviews:
+                    reviews.open_for(event, decision)
+        yield from (d for _e, d in pending)
+
     for _line, event, decision in decided:
         pending.append((event, decision))
         if len(pending) >= batch:
-            recorder.record(pending, bundle)
-            yield from (d for _e, d in pending)
+            yield from flush()
             pending = []
     if pending:
-        recorder.record(pending, bundle)
-        yield from (d for _e, d in pending)
+        yield from flush()
 
 
 def _pseudonymiser(path: str | None) -> Pseudonymiser | None:
@@ -173,6 +186,13 @@ def _pseudonymiser(path: str | None) -> Pseudonymiser | None:
     help="Replace patient identifiers with keyed pseudonyms before deciding (from "
     "`policyengine keys pseudonym`); required with --log when events carry identifiers.",
 )
+@click.option(
+    "--signers",
+    "signers_path",
+    metavar="FILE",
+    help="Signer registry (`policyengine signers add`) that electronic signatures in the "
+    "stream are verified against; without it they count as `unverified`.",
+)
 @no_color_option
 def eval_cmd(
     policies: tuple[str, ...],
@@ -185,6 +205,7 @@ def eval_cmd(
     log_path: str | None,
     key_path: str | None,
     pseudonym_key: str | None,
+    signers_path: str | None,
 ) -> None:
     """Decide every event in a JSON Lines stream, in order, keeping entity state.
 
@@ -205,9 +226,15 @@ def eval_cmd(
     stream = EventStream(events)
     tally = OutcomeTally()
     pseudonyms = _pseudonymiser(pseudonym_key)
-    decided = decide_events(stream, bundle, clock, pseudonyms, storing=log is not None)
+    registry = load_signers(signers_path)
+    decided = decide_events(
+        stream, bundle, clock, pseudonyms, storing=log is not None, signers=registry
+    )
+    reviews = None
     if log is not None:
-        decisions = tally.watch(logged(decided, DecisionRecorder(log), bundle))
+        reviews = open_reviews(log_path or "")
+        recorder = DecisionRecorder(log)
+        decisions = tally.watch(logged(decided, recorder, bundle, reviews=reviews))
     else:
         decisions = tally.watch(d for _line, _e, d in decided)
     started = time.perf_counter()
@@ -237,6 +264,11 @@ def eval_cmd(
         signed = cp.size if cp else 0
         s.note(f"logged to `{log_path}`: {log.size()} leaves, checkpoint at size {signed}")
         log.close()
+    if reviews is not None:
+        waiting = reviews.counts(clock_now())["open"]
+        if waiting:
+            s.note(f"{waiting} review(s) open: `policyengine review list --log {log_path}`")
+        reviews.close()
     ctx = click.get_current_context()
     if stream.bad_lines:
         n = stream.bad_lines

@@ -34,7 +34,10 @@ from policyengine.cli.keys import keys
 from policyengine.cli.lineage import lineage_group
 from policyengine.cli.logcmd import log_group
 from policyengine.cli.policytest import test_cmd
+from policyengine.cli.privacy import privacy_group
+from policyengine.cli.review import review_group
 from policyengine.cli.serve import serve_cmd
+from policyengine.cli.signers import signers_group
 from policyengine.cli.witness import witness_group
 from policyengine.log import LogError
 
@@ -144,6 +147,9 @@ cli.add_command(ingest)
 cli.add_command(list_adapters)
 cli.add_command(serve_cmd)
 cli.add_command(drift)
+cli.add_command(privacy_group)
+cli.add_command(review_group)
+cli.add_command(signers_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

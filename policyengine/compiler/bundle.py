@@ -11,7 +11,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -77,6 +77,8 @@ class RuleInfo:
     override_by: tuple[str, ...]
     depends_on: tuple[str, ...]
     span: ast.Span
+    #: `review by` roles and deadline, when a failure opens a review rather than denying.
+    review: tuple[tuple[str, ...], timedelta] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +361,21 @@ class _Compiler:
                 d.name.span,
                 "use `enforce soft`, or drop `override by`",
             )
+        if d.review is not None:
+            if enforce == "advisory":
+                self.error(
+                    Code.BAD_CLAUSE_VALUE,
+                    f"`review by` needs a rule that blocks; `{name}` is advisory",
+                    d.review.span,
+                    "use `enforce hard` or `enforce soft`, or drop `review by`",
+                )
+            if d.review.within <= timedelta(0):
+                self.error(
+                    Code.BAD_CLAUSE_VALUE,
+                    f"the review deadline of rule `{name}` must be positive",
+                    d.review.span,
+                    "e.g. `within 48h`",
+                )
 
     def check_tests(self, tests: Sequence[ResolvedTest]) -> None:
         """Test fixtures are checked statically too: a typo in a `given` kind or an
@@ -524,6 +541,7 @@ class _Compiler:
             enforcement=d.enforce.value if d.enforce else "hard",
             refs=d.refs,
             override_by=d.override_by,
+            review=(d.review.roles, d.review.within) if d.review is not None else None,
             guard=guard,
             requirements=reqs,
             message=message,
@@ -551,6 +569,7 @@ class _Compiler:
             override_by=d.override_by,
             depends_on=tuple(sorted(r.depends_on)),
             span=d.name.span,
+            review=(d.review.roles, d.review.within) if d.review is not None else None,
         )
 
 

@@ -33,10 +33,17 @@ __all__ = [
     "Classification",
     "Dataset",
     "DatasetAccessed",
+    "DatasetPrivacy",
+    "DatasetPrivacyAssessed",
     "DatasetRegistered",
+    "DatasetReleased",
     "Deployment",
+    "DirectIdentifier",
     "DriftBreach",
     "DriftEvaluated",
+    "DriftResponse",
+    "DriftResponseRecorded",
+    "ESignature",
     "Event",
     "EventError",
     "FeatureSet",
@@ -50,8 +57,10 @@ __all__ = [
     "OverrideRecorded",
     "PredictionBatch",
     "PredictionBatchCompleted",
+    "ReviewEscalated",
     "RunCompleted",
     "RunStarted",
+    "SignatureStatus",
     "SubjectRef",
     "Target",
     "TrainingRun",
@@ -59,6 +68,8 @@ __all__ = [
 
 Classification = Literal["public", "internal", "confidential", "PII", "PHI"]
 ApprovalMeaning = Literal["approved", "rejected", "reviewed", "responsibility", "acknowledged"]
+SignatureStatus = Literal["verified", "invalid", "unverified", "unsigned"]
+DriftResponseDecision = Literal["accept", "retrain"]
 
 
 # --------------------------------------------------------------------------- errors
@@ -286,7 +297,35 @@ class Event(_Model):
 # --------------------------------------------------------------------------- nested records
 
 
-class Approval(_Model):
+class ESignature(_Model):
+    """An Ed25519 electronic signature over the e-signature manifest (spec/esign.md)."""
+
+    algorithm: Literal["ed25519"] = "ed25519"
+    key_id: str
+    """Registry id of the signer's public key."""
+    value: str
+    """Base64 signature over the RFC 8785 bytes of the manifest."""
+
+
+class _Signed(_Model):
+    """Fields shared by every signed record: what was signed and whether it verified."""
+
+    record_digest: str | None = None
+    """`sha256:` digest of the reviewed record (the subject and its lineage) the signature
+    covers, so it cannot be moved to another record (21 CFR 11.70)."""
+    review: str | None = None
+    """Review item the signature answers, if any."""
+    signature: ESignature | None = None
+    """The electronic signature; `null` for an unsigned record."""
+    signature_status: SignatureStatus = "unsigned"
+    """Set by the engine at intake, never taken from the input: `verified` against the signer
+    registry, `invalid` (see `signature_problem`), `unverified` (signed, but no registry was
+    configured) or `unsigned`."""
+    signature_problem: str | None = None
+    """Why the signature did not verify (engine-set)."""
+
+
+class Approval(_Signed):
     """An electronic signature on a model version (21 CFR Part 11 style meaning)."""
 
     signer: str
@@ -305,7 +344,7 @@ class Approval(_Model):
     check_time = field_validator("time", mode="wrap")(_aware_utc)
 
 
-class Override(_Model):
+class Override(_Signed):
     """A justified, signed exception to one rule, optionally time-limited."""
 
     rule: str
@@ -343,6 +382,34 @@ class DriftBreach(_Model):
     check_time = field_validator("time", mode="wrap")(_aware_utc)
 
 
+class DriftResponse(_Signed):
+    """A person's signed decision on a drift breach: accept it as acceptable variance
+    (justified, until an expiry) or require retraining."""
+
+    monitor: str
+    """Monitor whose breach is answered."""
+    feature: str
+    """Feature of the breach, or `*` for every breach of the monitor."""
+    metric: str
+    """Metric of the breach, or `*` for every metric."""
+    decision: DriftResponseDecision
+    """`accept` (acceptable variance) or `retrain` (the model must not be promoted)."""
+    justification: str
+    """Why; required for the audit trail."""
+    signer: str
+    """Identity of the person deciding (the event actor)."""
+    signer_name: str | None = None
+    """Printed name of the signer."""
+    role: str
+    """Role in which the decision is signed."""
+    time: datetime
+    """When it was decided (the event time)."""
+    expires_at: datetime | None = None
+    """An acceptance lapses here; `null` means no expiry."""
+
+    check_times = field_validator("time", "expires_at", mode="wrap")(_aware_utc)
+
+
 class Target(_Model):
     """Where a model is (to be) deployed."""
 
@@ -367,6 +434,59 @@ class Deployment(_Model):
     """When the deployment completed (the event time)."""
 
     check_time = field_validator("time", mode="wrap")(_aware_utc)
+
+
+class DirectIdentifier(_Model):
+    """A column of a checked dataset that holds (or is named like) a direct identifier."""
+
+    column: str
+    """Column name (the values themselves are never recorded)."""
+    kind: str
+    """`name`, `email`, `phone`, `mrn`, `date_of_birth`, `ssn`, `ip_address` or
+    `street_address` (spec/privacy.md)."""
+    name_match: bool = False
+    """The column name points to the kind."""
+    share: float | None = None
+    """Share of the sampled non-null values matching the kind's pattern; `null` when values
+    were not matched (not a text column, or no pattern for the kind)."""
+
+
+class DatasetPrivacy(_Model):
+    """The latest privacy assessment of a dataset, recorded by `dataset.privacy_assessed`."""
+
+    data_digest: str | None = None
+    """Content digest of the data the checks ran on: `sha256:` + hex of the file's bytes
+    (named apart from the dataset's own `digest`, which release rules compare it with)."""
+    source: str | None = None
+    """The file that was checked, for the audit trail."""
+    rows: int
+    """Rows checked."""
+    quasi_identifiers: list[str] = Field(default_factory=list)
+    """Columns k-anonymity was computed over; empty for an aggregated table."""
+    k: int | None = None
+    """Size of the smallest equivalence class; `null` when not computed or without rows."""
+    classes: int | None = None
+    """Number of equivalence classes."""
+    sensitive: str | None = None
+    """Sensitive attribute l-diversity was computed for; `null` when none was declared."""
+    l: int | None = None  # noqa: E741 - the letter is the name of the property
+    """Distinct l: the fewest distinct sensitive values in any equivalence class."""
+    entropy_l: float | None = None
+    """Entropy l: the smallest exp(entropy) of the sensitive values over the classes."""
+    direct_identifiers: list[DirectIdentifier] = Field(default_factory=list)
+    """Columns found to hold direct identifiers; empty when none were found."""
+    aggregated: bool = False
+    """The data checked is an aggregated table (one row per cell, with a count)."""
+    min_cell_size: int | None = None
+    """Smallest positive cell count; `null` when no cell-size check ran."""
+    small_cells: int | None = None
+    """Cells with a count below the checker's threshold; `null` when no check ran."""
+    assessed_at: datetime
+    """When the assessment was recorded (the event time)."""
+    assessed_by: str
+    """Who ran it (the event actor)."""
+
+    check_time = field_validator("assessed_at", mode="wrap")(_aware_utc)
 
 
 # --------------------------------------------------------------------------- entities
@@ -405,6 +525,8 @@ class Dataset(_Model):
     """Parent datasets, so policies can follow provenance."""
     registered_at: datetime | None = None
     """When the dataset was first registered."""
+    privacy: DatasetPrivacy | None = None
+    """The latest `dataset.privacy_assessed`; `null` until one is recorded."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form user labels; never interpreted by the engine."""
 
@@ -484,6 +606,8 @@ class ModelVersion(_Model):
     overrides: list[Override] = Field(default_factory=list)
     drift_breaches: list[DriftBreach] = Field(default_factory=list)
     """Currently open breaches, at most one per (monitor, feature, metric)."""
+    drift_responses: list[DriftResponse] = Field(default_factory=list)
+    """Signed decisions on drift breaches, oldest first."""
     deployments: list[Deployment] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form user labels; never interpreted by the engine."""
@@ -548,6 +672,41 @@ class DatasetAccessed(_Attributes):
     only as keyed pseudonyms."""
 
 
+class DatasetPrivacyAssessed(_Attributes):
+    """Attributes of `dataset.privacy_assessed` (written by `policyengine privacy check`)."""
+
+    data_digest: str | None = None
+    """Content digest of the data the checks ran on (`sha256:` + hex of the file's bytes);
+    release rules require it to equal the dataset's registered `digest`."""
+    source: str | None = None
+    rows: int
+    """Rows checked."""
+    quasi_identifiers: list[str] = Field(default_factory=list)
+    """Columns k-anonymity was computed over; empty for an aggregated table."""
+    k: int | None = None
+    classes: int | None = None
+    sensitive: str | None = None
+    l: int | None = None  # noqa: E741 - the letter is the name of the property
+    entropy_l: float | None = None
+    direct_identifiers: list[DirectIdentifier] = Field(default_factory=list)
+    aggregated: bool = False
+    min_cell_size: int | None = None
+    small_cells: int | None = None
+
+
+class DatasetReleased(_Attributes):
+    """Attributes of `dataset.released`."""
+
+    recipient: str
+    """Who receives the data (an organisation or person outside the controlled
+    environment)."""
+    purpose: str
+    """Why it is shared; checked against `allowed_purposes`."""
+    aggregated: bool = False
+    """The release is an aggregated table (counts per cell) rather than record-level data:
+    cell sizes apply instead of k-anonymity."""
+
+
 class FeaturesMaterialized(_Attributes):
     """Attributes of `features.materialized`."""
 
@@ -587,7 +746,21 @@ class ModelRegistered(_Attributes):
     intended_use: str | None = None
 
 
-class ApprovalRecorded(_Attributes):
+class _SignedAttributes(_Attributes):
+    record_digest: str | None = None
+    """`sha256:` digest of the reviewed record the signature covers (spec/esign.md)."""
+    review: str | None = None
+    """Review item the signature answers, if any."""
+    signature: ESignature | None = None
+    """The Ed25519 e-signature over the manifest; `null` for an unsigned record."""
+    signature_status: SignatureStatus = "unsigned"
+    """Set by the engine at intake from the signer registry; a value in the input is
+    replaced."""
+    signature_problem: str | None = None
+    """Why the signature did not verify (engine-set)."""
+
+
+class ApprovalRecorded(_SignedAttributes):
     """Attributes of `approval.recorded`."""
 
     signer: str
@@ -597,7 +770,7 @@ class ApprovalRecorded(_Attributes):
     comment: str | None = None
 
 
-class OverrideRecorded(_Attributes):
+class OverrideRecorded(_SignedAttributes):
     """Attributes of `override.recorded` (the signer is the event actor)."""
 
     rule: str
@@ -661,3 +834,37 @@ class DriftEvaluated(_Attributes):
     """What must hold when there is no drift, e.g. `psi < 0.2` (from the monitor policy)."""
     p_value: float | None = None
     """The test's p-value where the metric is a statistical test."""
+
+
+class DriftResponseRecorded(_SignedAttributes):
+    """Attributes of `drift.response_recorded` (the signer is the event actor)."""
+
+    monitor: str
+    feature: str = "*"
+    """Feature of the breach answered; `*` answers every breach of the monitor."""
+    metric: str = "*"
+    decision: DriftResponseDecision
+    justification: str = Field(min_length=1)
+    role: str
+    """Role in which the decision is signed."""
+    expires_at: datetime | None = None
+    """An acceptance lapses here."""
+
+    check_time = field_validator("expires_at", mode="wrap")(_aware_utc)
+
+
+class ReviewEscalated(_Attributes):
+    """Attributes of `review.escalated`."""
+
+    review: str
+    """Id of the overdue review item."""
+    rule: str
+    """Qualified id of the rule that required the review."""
+    roles: list[str] = Field(default_factory=list)
+    """Roles that were asked to review."""
+    deadline: datetime
+    """When the review was due."""
+    pending_event: str | None = None
+    """Id of the event whose decision waits on the review."""
+
+    check_time = field_validator("deadline", mode="wrap")(_aware_utc)

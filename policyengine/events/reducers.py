@@ -27,6 +27,7 @@ __all__ = [
     "record_deployment",
     "record_drift",
     "record_override",
+    "record_privacy_assessment",
     "reduce_event",
     "register_model",
     "start_run",
@@ -155,6 +156,18 @@ def upsert_feature_set(previous: Mapping[str, Any], event: Mapping[str, Any]) ->
     return state
 
 
+def record_privacy_assessment(
+    previous: Mapping[str, Any], event: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Set `privacy` to the assessment (assessed_at = event time, assessed_by = actor)."""
+    attributes = event["attributes"]
+    privacy = {name: _copy(value) for name, value in attributes.items() if name != "labels"}
+    privacy["direct_identifiers"] = [dict(found) for found in attributes["direct_identifiers"]]
+    privacy["assessed_at"] = event["time"]
+    privacy["assessed_by"] = event["actor"]["id"]
+    return {**previous, "privacy": privacy}
+
+
 def start_run(previous: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
     """Upsert the run; `status` = `running`, `started_by` = actor, `started_at` = time."""
     state = _merged(previous, event["attributes"])
@@ -196,8 +209,23 @@ def record_approval(previous: Mapping[str, Any], event: Mapping[str, Any]) -> di
         "meaning": attributes["meaning"],
         "time": event["time"],
         "comment": attributes["comment"],
+        **_signed(attributes),
     }
     return {**previous, "approvals": [*previous["approvals"], approval]}
+
+
+_SIGNED_FIELDS = (
+    "record_digest",
+    "review",
+    "signature",
+    "signature_status",
+    "signature_problem",
+)
+
+
+def _signed(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The signature fields every signed record keeps (see `_Signed` in models)."""
+    return {name: _copy(attributes[name]) for name in _SIGNED_FIELDS}
 
 
 def record_override(previous: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
@@ -210,8 +238,28 @@ def record_override(previous: Mapping[str, Any], event: Mapping[str, Any]) -> di
         "justification": attributes["justification"],
         "time": event["time"],
         "expires_at": attributes["expires_at"],
+        **_signed(attributes),
     }
     return {**previous, "overrides": [*previous["overrides"], override]}
+
+
+def record_drift_response(previous: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+    """Append a `DriftResponse` (signer = actor, time = event time) to `drift_responses`."""
+    attributes = event["attributes"]
+    response = {
+        "monitor": attributes["monitor"],
+        "feature": attributes["feature"],
+        "metric": attributes["metric"],
+        "decision": attributes["decision"],
+        "justification": attributes["justification"],
+        "signer": event["actor"]["id"],
+        "signer_name": event["actor"].get("name"),
+        "role": attributes["role"],
+        "time": event["time"],
+        "expires_at": attributes["expires_at"],
+        **_signed(attributes),
+    }
+    return {**previous, "drift_responses": [*previous["drift_responses"], response]}
 
 
 def record_deployment(previous: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,9 @@ from .catalog import ENTITY_KINDS, EVENT_TYPES, EventSpec, parse_event
 from .models import (
     Actor,
     Approval,
+    DatasetPrivacy,
     Deployment,
+    DirectIdentifier,
     DriftBreach,
     Event,
     Override,
@@ -50,7 +52,15 @@ __all__ = [
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # The runtime rejects naive timestamps; a pattern makes schema-only validators agree.
 _TIMESTAMP_PATTERN = r"(?:[Zz]|[+-]\d{2}:?\d{2})$"
-_RECORDS: tuple[type[BaseModel], ...] = (Approval, Override, DriftBreach, Deployment, Target)
+_RECORDS: tuple[type[BaseModel], ...] = (
+    Approval,
+    Override,
+    DriftBreach,
+    Deployment,
+    Target,
+    DatasetPrivacy,
+    DirectIdentifier,
+)
 
 
 class _Generator(GenerateJsonSchema):

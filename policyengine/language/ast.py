@@ -164,6 +164,15 @@ class Ident:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewClause:
+    """Who must review a failing rule's subject, and how soon."""
+
+    roles: tuple[str, ...]
+    within: timedelta
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     name: Ident
     doc: str = ""
@@ -177,6 +186,8 @@ class Rule:
     message: Template | None = None
     refs: tuple[str, ...] = ()
     override_by: tuple[str, ...] = ()
+    # `review by "qa", "domain_expert" within 72h`: a failure opens a review instead of denying.
+    review: ReviewClause | None = None
     span: Span = _span()
     # Clauses written more than once: (clause keyword, span of the repeat).
     repeated: tuple[tuple[str, Span], ...] = field(default=(), compare=False)

@@ -49,6 +49,7 @@ CLAUSE_ORDER = (
     "severity",
     "enforce",
     "override",
+    "review",
     "on",
     "refs",
     "when",
@@ -603,6 +604,10 @@ class _Docs:
             elif clause == "override" and rule.override_by:
                 words = [_string(v) for v in rule.override_by]
                 out.append((("override",), _words("override by ", words)))
+            elif clause == "review" and rule.review is not None:
+                words = [_string(v) for v in rule.review.roles]
+                roles = _words("review by ", words)
+                out.append((("review",), [roles, " within ", _duration(rule.review.within)]))
             elif clause == "on" and rule.on:
                 patterns = [_event_pattern(i.value) for i in rule.on]
                 out.append((("on",), _words("on ", patterns)))

@@ -218,6 +218,7 @@ class _Builder(Transformer[Token, Any]):
             message=fields.get("message"),
             refs=fields.get("refs", ()),
             override_by=fields.get("override", ()),
+            review=fields.get("review"),
             span=span,
             repeated=tuple(repeated),
         )
@@ -265,6 +266,15 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True)
     def override_clause(self, meta: Meta, items: list[Token]) -> tuple[str, Any, Span]:
         return ("override", tuple(decode_string(str(t)) for t in items), self.meta_span(meta))
+
+    @v_args(meta=True)
+    def review_clause(self, meta: Meta, items: list[Token]) -> tuple[str, Any, Span]:
+        *roles, within = items
+        span = self.meta_span(meta)
+        clause = ast.ReviewClause(
+            tuple(decode_string(str(r)) for r in roles), parse_duration(str(within)), span
+        )
+        return ("review", clause, span)
 
     # monitors ----------------------------------------------------------
     @v_args(meta=True)

@@ -113,10 +113,12 @@ class DecisionRecorder:
     empty state, which is what replay needs to know to reproduce its decisions.
     """
 
-    def __init__(self, log: TransparencyLog) -> None:
+    def __init__(self, log: TransparencyLog, *, session: bool = True) -> None:
+        """`session=False` continues the log's last session: for an engine whose state was
+        restored from this log (`review approve`), so replay carries the state across."""
         self.log = log
         self._published: set[str] = set()
-        self._started = False
+        self._started = not session
         self._lock = threading.Lock()
 
     def record(self, pairs: Sequence[tuple[Mapping[str, Any], Decision]], bundle: Bundle) -> range:

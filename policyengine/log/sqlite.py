@@ -51,9 +51,9 @@ CREATE TABLE IF NOT EXISTS record_keys(
 )
 
 _APPEND_ONLY = "the decision log is append-only"
-#: Tables of other embedded stores that may share the log's file (the lineage store), and
-#: SQLite's own.
-_SHARED_PREFIXES = ("lineage_", "sqlite_")
+#: Tables of other embedded stores that may share the log's file (the lineage and review
+#: stores), and SQLite's own.
+_SHARED_PREFIXES = ("lineage_", "review_", "sqlite_")
 
 
 def _no_change(table: str) -> list[str]:

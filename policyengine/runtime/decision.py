@@ -73,6 +73,7 @@ class RuleResult:
         "override",
         "refs",
         "requirements",
+        "review",
         "rule",
         "severity",
         "status",
@@ -89,6 +90,7 @@ class RuleResult:
         requirements: tuple[RequirementResult, ...] = (),
         refs: tuple[str, ...] = (),
         override: dict[str, Any] | None = None,
+        review: dict[str, Any] | None = None,
     ) -> None:
         self.rule = rule
         self.layer = layer
@@ -99,6 +101,7 @@ class RuleResult:
         self.requirements = requirements
         self.refs = refs
         self.override = override
+        self.review = review
 
     @property
     def failed(self) -> bool:
@@ -117,6 +120,8 @@ class RuleResult:
         }
         if self.override is not None:
             d["override"] = to_jsonable(self.override)
+        if self.review is not None:
+            d["review"] = to_jsonable(self.review)
         return d
 
 
@@ -167,7 +172,7 @@ class Decision:
     def results(self) -> tuple[RuleResult, ...]:
         """Each triggered rule's result, in evaluation (dependency) order."""
         if self._results is None:
-            self._results = tuple(raw[0].view(raw) for raw in self._raw)
+            self._results = tuple(raw[0].view(raw, self.event_time) for raw in self._raw)
         return self._results
 
     def result(self, rule: str) -> RuleResult | None:
@@ -181,6 +186,14 @@ class Decision:
     @property
     def failures(self) -> tuple[RuleResult, ...]:
         return tuple(r for r in self.results if r.failed)
+
+    @property
+    def reviews(self) -> tuple[RuleResult, ...]:
+        """Failed rules that ask people to review (`review by`), each with its `review`
+        (roles, within, deadline); empty unless the outcome waits on a review."""
+        if self.outcome is not Outcome.REVIEW_REQUIRED:
+            return ()
+        return tuple(r for r in self.results if r.review is not None and r.status == "fail")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,8 @@ from policyengine.events import (
     reduce_event,
 )
 from policyengine.events.pseudonym import Pseudonymiser, require_pseudonymised
+from policyengine.oversight.attest import attest
+from policyengine.oversight.registry import SignerRegistry
 from policyengine.runtime.clock import Clock, event_time
 from policyengine.runtime.decision import Decision, Outcome
 
@@ -78,7 +80,11 @@ class Engine:
     durably recorded, and its state change is committed only then: if recording fails the
     call raises and the engine's state is as if the event never arrived. With a
     `pseudonymiser`, patient identifiers are replaced before an event is judged; with a
-    recorder and none, an event carrying identifiers is refused (`EventError`)."""
+    recorder and none, an event carrying identifiers is refused (`EventError`).
+
+    Signed events (approvals, overrides, drift responses) are checked against `signers`
+    before they are judged; without a registry a signature is `unverified`, never
+    `verified` (`policyengine.oversight.attest`)."""
 
     def __init__(
         self,
@@ -87,8 +93,10 @@ class Engine:
         clock: Clock = event_time,
         recorder: Recorder | None = None,
         pseudonymiser: Pseudonymiser | None = None,
+        signers: SignerRegistry | None = None,
     ) -> None:
         self.bundle = bundle
+        self.signers = signers
         self.state: StateStore = state if state is not None else MemoryStateStore()
         self.clock = clock
         self.recorder = recorder
@@ -101,8 +109,11 @@ class Engine:
         ev = self._intake(event, validated)
         with self._lock:
             if self.recorder is None:
-                return judge(self.bundle, self.state, ev, self.clock(ev))
+                return self._judge(self.state, ev)
             return self._recorded([ev])[0]
+
+    def _judge(self, state: StateStore, ev: dict[str, Any]) -> Decision:
+        return judge(self.bundle, state, attest(ev, state, self.signers), self.clock(ev))
 
     def _intake(self, event: Mapping[str, Any], validated: bool) -> dict[str, Any]:
         ev = dict(event) if validated else parse_event(event)
@@ -113,8 +124,13 @@ class Engine:
     def _recorded(self, events: Sequence[dict[str, Any]]) -> list[Decision]:
         assert self.recorder is not None
         pending = _Pending(self.state)
-        decisions = [judge(self.bundle, pending, ev, self.clock(ev)) for ev in events]
-        self.recorder.record(list(zip(events, decisions, strict=True)), self.bundle)
+        judged: list[dict[str, Any]] = []
+        decisions: list[Decision] = []
+        for ev in events:  # one at a time: a signature is checked against the state before it
+            ev = attest(ev, pending, self.signers)
+            judged.append(ev)
+            decisions.append(judge(self.bundle, pending, ev, self.clock(ev)))
+        self.recorder.record(list(zip(judged, decisions, strict=True)), self.bundle)
         pending.flush()
         return decisions
 
@@ -133,7 +149,7 @@ class Engine:
         with self._lock, gc_paused():
             if self.recorder is not None:
                 return self._recorded(parsed)
-            return [judge(self.bundle, self.state, ev, self.clock(ev)) for ev in parsed]
+            return [self._judge(self.state, ev) for ev in parsed]
 
     def evaluate_many(
         self, events: Iterable[Mapping[str, Any]], *, validated: bool = False

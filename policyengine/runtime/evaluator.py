@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from policyengine._gc import gc_paused
@@ -19,7 +19,7 @@ from policyengine.runtime.decision import (
 )
 from policyengine.runtime.errors import EvalError
 from policyengine.runtime.frame import Frame, StateReader
-from policyengine.runtime.values import format_value
+from policyengine.runtime.values import format_duration, format_value
 
 Fn = Callable[[Frame], Any]
 ExplainFn = Callable[[Frame], tuple[Any, tuple[tuple[str, Any], ...]]]
@@ -55,6 +55,8 @@ class RuleProgram:
     runs: tuple[ExplainFn, ...] = ()
     # Whether another rule reads this one's outcome (`passed(...)` etc.).
     recorded: bool = False
+    # `review by` roles and deadline: a failure asks people to review instead of denying.
+    review: tuple[tuple[str, ...], timedelta] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runs", tuple(r.run for r in self.requirements))
@@ -126,9 +128,18 @@ class RuleProgram:
         override = _override(self, f) if self.enforcement == "soft" else None
         return (self, "fail", reqs, self._message(f, reqs), override)
 
-    def view(self, raw: RawResult) -> RuleResult:
-        """The public `RuleResult` for one raw result of this program."""
+    def view(self, raw: RawResult, event_time: datetime | None = None) -> RuleResult:
+        """The public `RuleResult` for one raw result of this program; a failed rule with
+        `review by` names the reviewers and the deadline (the event's time + `within`)."""
         _, status, reqs, message, override = raw
+        review = None
+        if self.review is not None and status in ("fail", "error") and event_time is not None:
+            roles, within = self.review
+            review = {
+                "roles": list(roles),
+                "within": format_duration(within),
+                "deadline": event_time + within,
+            }
         return RuleResult(
             self.rule,
             self.layer,
@@ -142,6 +153,7 @@ class RuleProgram:
             ),
             self.refs,
             override,
+            review,
         )
 
     def _message(self, f: Frame, reqs: tuple[RawRequirement, ...]) -> str:
@@ -166,14 +178,18 @@ class RuleProgram:
 
 
 def fold_outcome(results: tuple[RawResult, ...]) -> Outcome:
-    """hard failure → deny; soft failure → review required unless overridden;
-    advisory failure or an override in use → allow with warnings."""
+    """hard failure → deny, unless the rule asks for review (`review by`) and failed
+    rather than erred: errors fail closed; soft failure → review required unless
+    overridden; advisory failure or an override in use → allow with warnings."""
     outcome = Outcome.ALLOW
     for prog, status, _, _, override in results:
         if status != "fail" and status != "error":
             continue
         enforcement = prog.enforcement
         if enforcement == "hard":
+            if status == "fail" and prog.review is not None:
+                outcome = Outcome.REVIEW_REQUIRED
+                continue
             return Outcome.DENY
         if enforcement == "soft" and override is None:
             outcome = Outcome.REVIEW_REQUIRED
