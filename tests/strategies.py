@@ -77,6 +77,7 @@ IDS: Mapping[str, tuple[str, ...]] = {
     "training_run": ("run-1", "run-unknown"),
     "model_version": ("mv-1", "mv-unknown"),
     "prediction_batch": ("pb-1", "pb-unknown"),
+    "code_commit": ("c-1", "c-unknown"),
 }
 INTS = (-3, -1, 0, 1, 2, 3, 7, 10)
 FLOATS = (0.0, 0.1, 0.2, 0.5, 1.5, -2.25, 100.0)

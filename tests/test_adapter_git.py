@@ -1,4 +1,5 @@
-"""git commit metadata (against a real repository made with `git init`) and the CI adapter."""
+"""git commit metadata (against a real repository made with `git init`), the `git` adapter
+(commits as `code.committed`) and the CI adapter."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from click.testing import CliRunner
 from policyengine_git import (
     CIConfig,
     CIRunAdapter,
+    GitAdapter,
     GitError,
+    GitSource,
     commits,
+    parse_git_source,
     parse_source,
     resolve,
 )
 
 from policyengine.adapter import AdapterError, Located
 from policyengine.cli.main import cli
+from policyengine.events import parse_event
 from policyengine.lineage import SQLiteLineageStore, trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,6 +356,195 @@ def test_ingest_ci_decides_and_traces_code_lineage(repo: Path, tmp_path: Path) -
     with SQLiteLineageStore(store) as lineage:
         up = trace(lineage, "model_version:hepatox-screen/3", "upstream")
         keys = {str(n.key) for n in up.nodes}
-    assert f"commit:{full}" in keys  # the full SHA, resolved from `4be1d07`-style input
+    assert f"code_commit:{full}" in keys  # the full SHA, resolved from `4be1d07`-style input
     assert "training_run:run-hepatox-118734" in keys
     assert any(k.startswith("image:registry.helix.example/train@sha256:") for k in keys)
+
+
+# --------------------------------------------------------------------------- git adapter
+
+
+def git_events(source: Path | str) -> list[dict[str, Any]]:
+    return events_of(list(GitAdapter().events(str(source))))
+
+
+def test_git_adapter_emits_each_commit_oldest_first(repo: Path) -> None:
+    events = git_events(repo)
+    shas = [git(repo, "rev-parse", rev) for rev in ("HEAD~2", "HEAD~1", "HEAD")]
+    assert [e["subject"] for e in events] == [{"kind": "code_commit", "id": s} for s in shas]
+    assert {e["type"] for e in events} == {"code.committed"}
+    training = events[1]
+    assert training["time"] == "2026-01-06T09:30:00+00:00"
+    assert training["actor"] == {"id": "ci@helix.example", "name": "Helix CI"}
+    attrs = training["attributes"]
+    assert attrs["repository"] == repo.name  # no remote: the folder's name
+    assert (attrs["author"], attrs["author_name"]) == ("priya.raman@helix.example", "Priya Raman")
+    assert attrs["committer"] == "ci@helix.example"
+    assert attrs["summary"] == "training: xgboost baseline"
+    assert attrs["parents"] == [shas[0]] and events[0]["attributes"]["parents"] == []
+    assert attrs["tree"] == git(repo, "rev-parse", "HEAD~1^{tree}")
+    assert attrs["ref"] == "refs/heads/main"  # HEAD is on main
+    assert (attrs["signed"], attrs["signature_verified"], attrs["signature"]) == (
+        False, False, "unsigned",
+    )  # fmt: skip
+    for event in events:  # valid catalogue events, docs timestamp normalised to UTC
+        parse_event(event)
+    assert parse_event(events[2])["attributes"]["authored_at"] == datetime(
+        2026, 1, 7, 22, 45, tzinfo=UTC
+    )
+
+
+def test_git_event_ids_are_deterministic_and_follow_the_facts(repo: Path) -> None:
+    first = [e["id"] for e in git_events(repo)]
+    assert first == [e["id"] for e in git_events(repo)]
+    assert len(set(first)) == 3 and all(i.startswith("git:") for i in first)
+    # The same commit read from a tag states another ref: a new event, not a reused id.
+    (tagged,) = git_events(f"{repo}?rev=v1.0&max=1")
+    assert tagged["attributes"]["ref"] == "refs/tags/v1.0"
+    assert tagged["subject"]["id"] == git(repo, "rev-parse", "v1.0")
+    assert tagged["id"] not in first
+    renamed = git_events(f"{repo}?repository=hepatox")
+    assert [e["attributes"]["repository"] for e in renamed] == ["hepatox"] * 3
+
+
+def test_git_source_range_limit_and_legacy_form(repo: Path) -> None:
+    only_docs = git_events(f"{repo}?rev=v1.0..main")
+    assert [e["attributes"]["summary"] for e in only_docs] == ["docs: rename"]
+    assert only_docs[0]["attributes"]["ref"] == "refs/heads/main"  # the range's tip
+    assert git_events(f"{repo}@v1.0..main") == only_docs
+    newest = git_events(f"{repo}?max=2")
+    assert [e["attributes"]["summary"] for e in newest] == ["training: xgboost baseline",
+                                                            "docs: rename"]  # fmt: skip
+    detached = git_events(f"{repo}?rev={git(repo, 'rev-parse', 'HEAD')}&max=1")
+    assert "ref" not in detached[0]["attributes"]  # a bare SHA names no branch
+    assert parse_git_source(f"{repo}?rev=feat%2Bx&max=3") == GitSource(repo, "feat+x", 3)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "message"),
+    [
+        ("?max=0", "is not a positive number of commits"),
+        ("?max=ten", "is not a positive number of commits"),
+        ("?branch=main", "unknown option `branch`"),
+        ("?rev=", "needs a value"),
+        ("?max=1&max=2", "is given twice"),
+        ("?rev=v9.9..main", "v9.9"),
+        ("?rev=--output=/tmp/x", "is not a valid revision range"),
+    ],
+)
+def test_git_source_errors_stop_the_source(repo: Path, suffix: str, message: str) -> None:
+    with pytest.raises(AdapterError, match=message):
+        list(GitAdapter().events(f"{repo}{suffix}"))
+
+
+def test_git_source_that_is_not_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(AdapterError, match="is not a git repository"):
+        list(GitAdapter().events(str(tmp_path)))
+
+
+def test_remote_credentials_never_reach_an_event(tmp_path: Path) -> None:
+    root = tmp_path / "cloned"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "commit", "-q", "--allow-empty", "-m", "empty")
+    git(root, "remote", "add", "origin", "https://ci-bot:s3cr3t-t0ken@git.example.com/tox/h.git")
+    (event,) = git_events(root)
+    assert event["attributes"]["repository"] == "https://git.example.com/tox/h.git"
+    assert "s3cr3t" not in json.dumps(event)
+
+
+@pytest.mark.skipif(
+    subprocess.run(["ssh-keygen", "-?"], capture_output=True).returncode == 127,
+    reason="needs ssh-keygen for an SSH-signed commit",
+)
+def test_signed_commit_verified_by_git(tmp_path: Path) -> None:
+    key = tmp_path / "signing"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "priya", "-f", str(key)],
+                   check=True, capture_output=True)  # fmt: skip
+    root = tmp_path / "signed"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "gpg.format", "ssh")
+    git(root, "config", "user.signingkey", str(key))
+    git(root, "commit", "-q", "--allow-empty", "-m", "unsigned")
+    git(root, "commit", "-q", "--allow-empty", "-S", "-m", "signed")
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"priya.raman@helix.example {key.with_suffix('.pub').read_text()}")
+    git(root, "config", "gpg.ssh.allowedSignersFile", str(allowed))
+    unsigned, signed = (e["attributes"] for e in git_events(root))
+    assert (unsigned["signed"], unsigned["signature_verified"]) == (False, False)
+    assert (signed["signed"], signed["signature_verified"], signed["signature"]) == (
+        True, True, "good",
+    )  # fmt: skip
+    assert signed["signer"] == "priya.raman@helix.example"
+
+
+SITE_POLICY = """\
+package site.code
+
+/// Released models name their training code through a registered commit.
+rule training_code_registered {
+  title "Training code commit is registered"
+  layer audit
+  on model.registered
+  refs "EU GMP Annex 11 §4"
+  require len(upstream(subject, "code_commit")) == 1 else "no commit upstream"
+  require all(c in upstream(subject, "code_commit"): known(c) and c.ref == "refs/heads/main")
+    else "the commit is unregistered or not on main"
+  message "{subject} was trained from unregistered code"
+}
+"""
+
+
+def test_commits_then_ci_runs_reach_the_commit_in_rules_and_lineage(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Commits ingested first (`git`), CI runs second (`ci`), into one store and one log: the
+    second ingest continues the first's state, so a rule following `upstream(…,
+    "code_commit")` sees the registered commit, and the lineage trace of the model reaches
+    the commit node with its metadata."""
+    full = git(repo, "rev-parse", "v1.0")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    write(runs, record(commit=full[:7]), "118734.json")
+    (runs / "policyengine-ci.json").write_text(json.dumps({"repo": str(repo)}))
+    policies = tmp_path / "site.policy"
+    policies.write_text(SITE_POLICY)
+    key = tmp_path / "log.key"
+    runner = CliRunner()
+    runner.invoke(cli, ["keys", "generate", "--out", str(key), "--name", "example.com/git"])
+    store, log = tmp_path / "lineage.db", tmp_path / "decisions.db"
+
+    def ingest(adapter: str, source: str, *logging: str) -> Any:
+        return runner.invoke(
+            cli,
+            ["ingest", "-a", adapter, source, "-p", str(policies), "--store", str(store),
+             "--format", "json", *logging],
+            catch_exceptions=False,
+        )  # fmt: skip
+
+    # Without the commits, the model's code is an unregistered string: the rule fails closed.
+    alone = ingest("ci", str(runs))
+    assert [json.loads(x)["outcome"] for x in alone.stdout.splitlines()][-1] == "deny"
+    logging = ("--log", str(log), "--key", str(key))
+    commits_in = ingest("git", str(repo), *logging)
+    assert commits_in.exit_code == 0, commits_in.stderr
+    assert len(commits_in.stdout.splitlines()) == 3
+    runs_in = ingest("ci", str(runs), *logging)
+    assert runs_in.exit_code == 0, runs_in.stderr
+    decided = [json.loads(line) for line in runs_in.stdout.splitlines()]
+    assert [(d["event"]["type"], d["outcome"]) for d in decided] == [
+        ("run.started", "allow"),
+        ("run.completed", "allow"),
+        ("model.registered", "allow"),  # the commit is known from the first ingest
+    ]
+    with SQLiteLineageStore(store) as lineage:
+        up = trace(lineage, "model_version:hepatox-screen/3", "upstream")
+    (node,) = up.of_kind("code_commit")
+    assert node.key.id == full and node.registered
+    assert node.attrs["summary"] == "training: xgboost baseline"
+    assert node.attrs["author"] == "priya.raman@helix.example"
+    assert (node.attrs["ref"], node.attrs["signed"]) == ("refs/heads/main", False)
+    replay = runner.invoke(cli, ["audit", "replay", "--log", str(log)])
+    assert replay.exit_code == 0, replay.output
+    assert "6 decisions replayed: 6 reproduced" in replay.output

@@ -307,7 +307,7 @@ def test_registry_is_decided_logged_and_traced(
             f"training_run:{scenario['train']}",
             f"dataset:{scenario['ehr']}",
             f"dataset:{scenario['holdout']}",
-            f"commit:{COMMIT}",
+            f"code_commit:{COMMIT}",
         } <= keys
         hit = affected_by(lineage, f"dataset:{scenario['ehr']}")
         assert {n.key.id for n in hit.training_runs} == {scenario["train"], scenario["bad"]}

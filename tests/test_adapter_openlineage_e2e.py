@@ -85,7 +85,7 @@ def test_openlineage_pipeline_is_decided_logged_and_traced(tmp_path: Path) -> No
             f"training_run:{S.RUN_TRAIN}",
             f"dataset:{FEATURES}",
             f"dataset:{EHR}",  # through the ETL job's derived_from
-            f"commit:{S.COMMIT}",
+            f"code_commit:{S.COMMIT}",
             f"image:{S.IMAGE}",
         } <= keys
         assert not any(S.RUN_BAD in k for k in keys)

@@ -61,7 +61,7 @@ def test_scenario_is_decided_and_traced(tmp_path: Path) -> None:
         keys = {str(n.key) for n in up.nodes}
         assert f"model_version:{PACKAGE}" in keys
         assert any(k.startswith("training_run:arn:aws:sagemaker:") for k in keys)
-        assert "commit:4be1d07c9a3e5f8b2d6a1c0e7f9b3d5a8c2e4f60" in keys
+        assert "code_commit:4be1d07c9a3e5f8b2d6a1c0e7f9b3d5a8c2e4f60" in keys
         assert sum(1 for n in up.nodes if n.key.kind == "approval") == 2
         assert any(n.key.kind == "image" for n in up.nodes)
         serving = served_at(lineage, "hepatox-screen-prod", datetime(2026, 3, 7, tzinfo=UTC))

@@ -109,6 +109,7 @@ def test_catalogue_covers_the_brief() -> None:
         "dataset.accessed",
         "dataset.privacy_assessed",
         "dataset.released",
+        "code.committed",
         "features.materialized",
         "run.started",
         "run.completed",
@@ -129,6 +130,7 @@ def test_catalogue_covers_the_brief() -> None:
         "training_run",
         "model_version",
         "prediction_batch",
+        "code_commit",
     }
     for name, spec in EVENT_TYPES.items():
         assert spec.name == name

@@ -52,7 +52,7 @@ def test_ingest_decides_records_lineage_and_logs(tmp_path: Path) -> None:
     with SQLiteLineageStore(store) as lineage:
         up = trace(lineage, "model_version:mv-hepatox-1.1.0", "upstream")
         kinds = {n.key.kind for n in up.nodes}
-        assert {"dataset", "training_run", "commit", "approval"} <= kinds
+        assert {"dataset", "training_run", "code_commit", "approval"} <= kinds
     assert run("log", "verify", "--log", str(log)).exit_code == 0
     # ingesting the same source again adds no lineage and decides the same way
     again = run(
@@ -60,6 +60,77 @@ def test_ingest_decides_records_lineage_and_logs(tmp_path: Path) -> None:
         "--format", "json", "--pseudonym-key", pkey,
     )  # fmt: skip
     assert again.stdout == result.stdout
+
+
+def _logged_ingest(source: Path | str, log: Path, key: Path, pkey: Path) -> Result:
+    return run(
+        "ingest", "-a", "events", str(source), "-p", POLICIES, "--log", str(log),
+        "--key", str(key), "--format", "json", "--pseudonym-key", str(pkey),
+    )  # fmt: skip
+
+
+@pytest.fixture()
+def log_key(tmp_path: Path) -> tuple[Path, Path]:
+    key = tmp_path / "log.key"
+    run("keys", "generate", "--out", str(key), "--name", "example.com/ingest")
+    return key, pseudonym_key_file(tmp_path)
+
+
+def test_ingest_into_a_log_continues_its_state(tmp_path: Path, log_key: tuple[Path, Path]) -> None:
+    """Two ingests of two halves of a stream into one log decide the second half exactly as
+    one ingest of the whole stream does; alone, the second half is judged differently (its
+    models, runs and approvals are unknown), so the comparison can fail."""
+    key, pkey = log_key
+    lines = Path(EVENTS).read_text().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(lines[:30]))
+    second.write_text("".join(lines[30:]))
+    whole = _logged_ingest(EVENTS, tmp_path / "whole.db", key, pkey)
+    split = tmp_path / "split.db"
+    a = _logged_ingest(first, split, key, pkey)
+    b = _logged_ingest(second, split, key, pkey)
+    assert len(whole.stdout.splitlines()) == 59
+    assert a.stdout + b.stdout == whole.stdout
+    alone = _logged_ingest(second, tmp_path / "alone.db", key, pkey)
+    assert alone.stdout != b.stdout
+    # The log is one session: replay reproduces every decision of both runs.
+    replay = run("audit", "replay", "--log", str(split))
+    assert replay.exit_code == 0, replay.output
+    assert "59 decisions replayed: 59 reproduced, 0 differ" in replay.stdout
+    assert "1 session" in replay.stdout
+
+
+def test_reingesting_decides_nothing_new(tmp_path: Path, log_key: tuple[Path, Path]) -> None:
+    key, pkey = log_key
+    log = tmp_path / "decisions.db"
+    _logged_ingest(EVENTS, log, key, pkey)
+    size = len(run("log", "show", "--log", str(log)).stdout)
+    again = _logged_ingest(EVENTS, log, key, pkey)
+    assert again.exit_code == 0 and again.stdout == ""
+    assert "0 events: 0 allow" in again.stderr
+    assert f"59 events already decided in `{log}` were skipped" in again.stderr
+    assert len(run("log", "show", "--log", str(log)).stdout) == size
+    assert run("audit", "replay", "--log", str(log)).exit_code == 0
+
+
+def test_a_reused_event_id_is_refused_and_a_repeat_in_one_source_skipped(
+    tmp_path: Path, log_key: tuple[Path, Path]
+) -> None:
+    key, pkey = log_key
+    log = tmp_path / "decisions.db"
+    lines = Path(EVENTS).read_text().splitlines()
+    first = json.loads(lines[0])
+    source = tmp_path / "events.jsonl"
+    source.write_text(f"{lines[0]}\n{lines[1]}\n{lines[0]}\n")
+    once = _logged_ingest(source, log, key, pkey)
+    assert len(once.stdout.splitlines()) == 2
+    assert f"1 event already decided in `{log}` was skipped" in once.stderr
+    changed = dict(first, time="2026-06-01T00:00:00Z")
+    source.write_text(json.dumps(changed) + "\n")
+    reused = _logged_ingest(source, log, key, pkey)
+    assert reused.exit_code == 2 and reused.stdout == ""
+    assert f"event `{first['id']}` was already decided for a different event" in reused.stderr
+    assert "(log leaf" in reused.stderr
 
 
 def test_ingest_reports_bad_records_and_decides_the_rest() -> None:

@@ -66,7 +66,7 @@ def test_a_model_version_traces_back_to_sources_code_and_approvals(store: Any) -
     }
     assert ids(t, "feature_set") == {"fs-hepatox-v2"}
     assert ids(t, "training_run") == {"run-0121"}
-    assert ids(t, "commit") == {"7a9d2f4"}  # not the dev commit e41b0c9
+    assert ids(t, "code_commit") == {"7a9d2f4"}  # not the dev commit e41b0c9
     assert len(ids(t, "image")) == 1
     assert ids(t, "approval") == {"evt-021", "evt-022", "evt-026", "evt-027", "evt-028"}
     assert ids(t, "override") == {"evt-040", "evt-041", "evt-042"}
@@ -120,7 +120,7 @@ def test_a_dataset_traces_forward_to_models_endpoints_and_batches(store: Any) ->
         "pb-2026-0502",
         "pb-2026-0503",
     }  # not pb-2026-0420, scored by rc1 through the same endpoint
-    assert not t.of_kind("approval") and not t.of_kind("commit")
+    assert not t.of_kind("approval") and not t.of_kind("code_commit")
 
 
 def test_affected_by_answers_the_unconsented_data_question(store: Any) -> None:
@@ -230,7 +230,7 @@ def test_resolve_ids_kinds_names_and_versions(store: Any) -> None:
     assert resolve(store, "  hepatox-assay-deid ").id == "ds-hepatox-deid-2026q1"
     assert resolve(store, "hepatox-predictor@1.1.0").id == "mv-hepatox-1.1.0"
     assert resolve(store, "hepatox-features@1-dev").id == "fs-hepatox-raw-v1"
-    assert resolve(store, "commit:7a9d2f4").kind == "commit"
+    assert resolve(store, "code_commit:7a9d2f4").kind == "code_commit"
     image = "registry.helixbio.example/ml/train:latest"  # an id with `:` and `/`
     assert resolve(store, image).key == NodeKey("image", image)
     assert resolve(store, "image:" + image).key == NodeKey("image", image)
@@ -265,12 +265,12 @@ def test_the_same_id_in_two_kinds_is_ambiguous() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     with SQLiteLineageStore(":memory:") as s:
         s.bulk_load(
-            [BulkNode(NodeKey("dataset", "x"), t0), BulkNode(NodeKey("commit", "x"), t0)], []
+            [BulkNode(NodeKey("dataset", "x"), t0), BulkNode(NodeKey("code_commit", "x"), t0)], []
         )
         with pytest.raises(AmbiguousNodeError) as err:
             resolve(s, "x")
-        assert err.value.candidates == ("commit:x", "dataset:x")
-        assert resolve(s, "commit:x").kind == "commit"
+        assert err.value.candidates == ("code_commit:x", "dataset:x")
+        assert resolve(s, "code_commit:x").kind == "code_commit"
 
 
 # ----------------------------------------------------------------- property test

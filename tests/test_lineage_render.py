@@ -225,7 +225,7 @@ def test_dot_escapes_odd_ids(odd: Trace) -> None:
     labels = {a["label"] for a in nodes.values()}
     assert f'dataset:{ODD}\nname "with" quotes' in labels
     assert "dataset:bell\\u0007id\nb" in labels  # shown, not passed through raw
-    assert 'feature_set:fs "1"\nf' in labels and "commit:c->1;" in labels
+    assert 'feature_set:fs "1"\nf' in labels and "code_commit:c->1;\n(unregistered)" in labels
     assert len(edges) == 3
 
 
@@ -272,7 +272,7 @@ def test_mermaid_parses_back_to_the_trace(store: Any) -> None:
 def test_mermaid_escapes_odd_ids(odd: Trace) -> None:
     nodes, _ = parse_mermaid(render(odd, "mermaid"))
     decoded = {_m_decode(label.split("<br/>")[0]) for label in nodes.values()}
-    assert f"dataset:{ODD}" in decoded and "commit:c->1;" in decoded
+    assert f"dataset:{ODD}" in decoded and "code_commit:c->1;" in decoded
     assert mermaid_text("a#b") == "a#35;b"
 
 

@@ -93,8 +93,8 @@ def test_edges_point_downstream_with_the_expected_relations(store: SQLiteLineage
         ("dataset:ds-hepatox-deid-2026q1", "input_of", "feature_set:fs-hepatox-v2"),
         ("feature_set:fs-hepatox-v2", "features_of", "training_run:run-0121"),
         ("dataset:ds-compound-descriptors-v7", "input_of", "training_run:run-0121"),
-        ("commit:7a9d2f4", "code_of", "training_run:run-0121"),
-        ("commit:7a9d2f4", "code_of", "feature_set:fs-hepatox-v2"),
+        ("code_commit:7a9d2f4", "code_of", "training_run:run-0121"),
+        ("code_commit:7a9d2f4", "code_of", "feature_set:fs-hepatox-v2"),
         ("training_run:run-0121", "trained", "model_version:mv-hepatox-1.0.0"),
         ("approval:evt-022", "approved", "model_version:mv-hepatox-1.0.0"),
         ("override:evt-042", "overrides", "model_version:mv-hepatox-1.0.0"),
@@ -161,7 +161,7 @@ def test_node_attributes_and_registration(store: SQLiteLineageStore) -> None:
     for key in [
         NodeKey("dataset", "ds-plate-2026-0419"),
         NodeKey("model_version", "mv-hepatox-1.1.0-rc1"),
-        NodeKey("commit", "7a9d2f4"),
+        NodeKey("code_commit", "7a9d2f4"),
     ]:
         node = store.node(key)
         assert node is not None and not node.registered and node.updated_at is None, key

@@ -279,3 +279,47 @@ def test_bad_input_is_a_clear_error(waiting: dict[str, Any], tmp_path: Path) -> 
     bad = run("review", "approve", item["id"], *args, code=2)
     assert "wrong passphrase" in bad.stderr
     assert "Traceback" not in bad.output + bad.stderr
+
+
+def test_a_signed_drift_acceptance_lets_the_review_close(
+    people: dict[str, Any], tmp_path: Path
+) -> None:
+    breach = {
+        "id": "evt-drift-1",
+        "type": "drift.evaluated",
+        "time": "2026-02-10T10:00:00Z",
+        "actor": {"id": "svc-monitor", "roles": ["monitoring"]},
+        "subject": {"kind": "model_version", "id": MODEL},
+        "attributes": {
+            "monitor": "weekly-psi", "feature": "logp", "metric": "psi", "value": 0.31,
+            "threshold": 0.2, "breached": True, "baseline": "ds-assay-2025q4",
+        },
+    }  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    lines = EXAMPLE.read_text().splitlines(keepends=True)[:25]
+    events.write_text("".join(lines) + json.dumps(breach) + "\n")
+    db = tmp_path / "decisions.db"
+    run(
+        "eval", "--policies", POLICIES, "--events", str(events), "--log", str(db),
+        "--key", str(people["log_key"]), "--signers", str(people["registry"]),
+        "--pseudonym-key", str(people["pseudonyms"]), code=1,
+    )  # fmt: skip
+    env = {**people, "db": db}
+    out = run(
+        "review", "drift", MODEL, *acting(env, ELENA, "2026-02-11T09:00:00Z"),
+        "--monitor", "weekly-psi", "--feature", "logp", "--decision", "accept",
+        "--justification", "seasonal shift in logp within the validated range; DEV-031",
+        "--expires-at", "2026-03-11T00:00:00Z",
+    )  # fmt: skip
+    response = json.loads(out.stdout)
+    assert response["outcome"] == "allow"
+    logged = next(e for e in logged_events(db) if e["type"] == "drift.response_recorded")
+    assert logged["attributes"]["signature_status"] == "verified"
+    item = the_item(env)
+    assert item["status"] == "open"  # still one approval short
+    done = json.loads(
+        run("review", "approve", item["id"], *acting(env, KENJI, "2026-02-11T11:40:00Z")).stdout
+    )
+    assert done["recheck"]["outcome"] == "allow" and done["review"]["status"] == "approved"
+    report = json.loads(run("audit", "replay", "--log", str(db), "--format", "json").stdout)
+    assert report["ok"]

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from policyengine.adapter import AdapterError
 
-__all__ = ["Commit", "GitError", "commits", "parse_source", "resolve"]
+__all__ = [
+    "Commit",
+    "GitError",
+    "commits",
+    "parse_source",
+    "remote_url",
+    "resolve",
+    "symbolic_ref",
+]
 
 # Field order of one record; `%G?` is the signature status letter (`N` = unsigned).
 _FIELDS = (
@@ -103,8 +111,11 @@ def _git(repo: Path, *args: str) -> str:
     except subprocess.TimeoutExpired:
         raise GitError(f"`git {args[0]}` in `{repo}` took longer than {_TIMEOUT:.0f} s") from None
     if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(message[-1] if message else f"`git {args[0]}` failed", location=str(repo))
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        # The `fatal:` line says what went wrong; usage advice may follow it.
+        fatal = [ln for ln in lines if ln.startswith(("fatal: ", "error: "))]
+        message = fatal[0].partition(": ")[2] if fatal else (lines[-1] if lines else "")
+        raise GitError(message or f"`git {args[0]}` failed", location=str(repo))
     return done.stdout.decode("utf-8", "replace")
 
 
@@ -158,17 +169,33 @@ def _parse(output: str) -> list[Commit]:
 
 
 def commits(
-    repo: str | Path, rev_range: str | None = None, *, paths: tuple[str, ...] = ()
+    repo: str | Path,
+    rev_range: str | None = None,
+    *,
+    paths: tuple[str, ...] = (),
+    max_count: int | None = None,
 ) -> list[Commit]:
     """Commits of `rev_range` (default `HEAD`), newest first, optionally only those touching
-    `paths`; e.g. `commits(".", "v1.0..main", paths=("training/",))`."""
+    `paths` and at most `max_count`; e.g. `commits(".", "v1.0..main", paths=("training/",))`."""
     root = _repository(repo)
     rev = rev_range or "HEAD"
     _check_revision(rev, "revision range")
-    args = ["log", "-z", f"--format=tformat:{_FORMAT}", "--no-color", "--end-of-options", rev]
-    if paths:
-        args += ["--", *paths]
-    return _parse(_git(root, *args))
+    args = ["log", "-z", f"--format=tformat:{_FORMAT}", "--no-color"]
+    if max_count is not None:
+        if max_count < 1:
+            raise GitError(f"`{max_count}` is not a positive commit count")
+        args.append(f"--max-count={max_count}")
+    args += ["--end-of-options", rev]
+    args += ["--", *paths]  # `--` even without paths: a range is never read as a path
+    try:
+        return _parse(_git(root, *args))
+    except GitError as err:
+        if "unknown revision" in err.message or "bad revision" in err.message:
+            raise GitError(
+                f"revision range `{rev}` names a revision that is not in `{repo}`",
+                hint="check the branch and tag names (`git branch -a`, `git tag`)",
+            ) from None
+        raise
 
 
 def resolve(repo: str | Path, rev: str) -> Commit:
@@ -190,6 +217,30 @@ def resolve(repo: str | Path, rev: str) -> Commit:
     if len(found) != 1:
         raise GitError(f"commit `{rev}` is not in repository `{repo}`")
     return found[0]
+
+
+def symbolic_ref(repo: str | Path, rev: str) -> str | None:
+    """The full ref name `rev` stands for (`main` → `refs/heads/main`, `HEAD` → the branch
+    checked out), or None for a SHA, a detached HEAD or an expression such as `main~2`."""
+    root = _repository(repo)
+    _check_revision(rev, "revision")
+    try:
+        # No `--end-of-options`: rev-parse before git 2.43 echoes it. `_check_revision`
+        # already refused anything starting with `-`.
+        out = _git(root, "rev-parse", "--symbolic-full-name", rev).strip()
+    except GitError:
+        return None
+    return out if out.startswith("refs/") and "\n" not in out else None
+
+
+def remote_url(repo: str | Path, remote: str = "origin") -> str | None:
+    """The URL of `remote`, or None when the repository has no such remote."""
+    root = _repository(repo)
+    try:
+        url = _git(root, "config", "--get", f"remote.{remote}.url").strip()
+    except GitError:
+        return None
+    return url or None
 
 
 def parse_source(spec: str) -> tuple[Path, str | None]:

@@ -22,6 +22,8 @@ from policyengine.cli._common import (
 from policyengine.events.pseudonym import load_pseudonym_key
 from policyengine.language.diagnostics import CompileError
 from policyengine.log import LogError
+from policyengine.oversight.registry import RegistryError
+from policyengine.oversight.reviews import ReviewError
 from policyengine.runtime.clock import Clock, event_time, wall_clock
 
 TOKEN_ENV = "POLICYENGINE_TOKEN"
@@ -30,6 +32,7 @@ EPILOG = f"""\b
 Endpoints (OpenAPI at /v1/openapi.json; see docs/server.md):
   POST /v1/evaluate, /v1/evaluate/batch, /v1/events   decide (and record)
   GET  /v1/decisions/ID[/proof], /v1/log[/checkpoint] read the log
+  GET  /v1/reviews[/ID]; POST /v1/reviews/ID/signatures, /v1/reviews/escalate
   GET  /v1/bundle, /v1/health, /v1/ready, /metrics     operate
 
 \b
@@ -147,6 +150,14 @@ def _read_token(path: str | None) -> str | None:
     "pseudonym`); with --log and no key, events carrying identifiers are refused.",
 )
 @click.option(
+    "--signers",
+    "signers_path",
+    metavar="FILE",
+    help="Signer registry (`policyengine signers add`) that electronic signatures are "
+    "verified against at intake, re-read when it changes; without it they count as "
+    "`unverified`.",
+)
+@click.option(
     "--data-root",
     metavar="DIR",
     help="Directory whose data files POST /v1/drift may name by relative path (default: "
@@ -177,6 +188,7 @@ def serve_cmd(
     max_batch: int,
     reload_interval: float,
     pseudonym_key: str | None,
+    signers_path: str | None,
     data_root: str | None,
     now: str,
     fresh_state: bool,
@@ -220,6 +232,7 @@ def serve_cmd(
         restore_state=not fresh_state,
         data_root=data_root,
         pseudonym_key_path=pseudonym_key,
+        signers_path=signers_path,
     )
     logging.config.dictConfig(server.log_config(log_level.lower()))
     service = server.DecisionService(config)
@@ -227,7 +240,7 @@ def serve_cmd(
         service.open()
     except CompileError as err:
         fail_compile(err)
-    except LogError as exc:
+    except (LogError, RegistryError, ReviewError) as exc:
         raise CliError(str(exc)) from None
     # The compiled bundle and restored state live as long as the process: keep the cyclic
     # collector from re-scanning them on every full collection (latency spikes under load).

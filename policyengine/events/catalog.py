@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 from . import reducers
 from .models import (
     ApprovalRecorded,
+    CodeCommit,
+    CodeCommitted,
     Dataset,
     DatasetAccessed,
     DatasetPrivacyAssessed,
@@ -75,12 +77,14 @@ ENTITY_KINDS: Mapping[str, type[BaseModel]] = MappingProxyType(
         "training_run": TrainingRun,
         "model_version": ModelVersion,
         "prediction_batch": PredictionBatch,
+        "code_commit": CodeCommit,
     }
 )
 
 _MODEL = "mv-cardio-risk-3.1.0"
 _RUN = "run-2024-05-0042"
 _DATASET = "ds-ehr-cardio-2024q1"
+_COMMIT = "4be1d07c9a3e5f8b2d6a1c0e7f9b3d5a8c2e4f60"
 _STEWARD = {"id": "alice@example.com", "name": "Alice Meyer", "roles": ["data_steward"]}
 _PIPELINE = {"id": "svc-training", "roles": ["pipeline"]}
 _QA = {"id": "bob@example.com", "name": "Bob Ito", "roles": ["qa"]}
@@ -194,6 +198,37 @@ _SPECS = (
         ),
     ),
     EventSpec(
+        "code.committed",
+        "code_commit",
+        CodeCommitted,
+        "A source repository (read by the `git` adapter) records a commit: who wrote it,"
+        " when, on which branch, and whether git verified its signature.",
+        reducers.upsert,
+        _example(
+            18,
+            "code.committed",
+            "2024-05-02T07:55:00Z",
+            {"id": "carol@example.com", "name": "Carol Diaz"},
+            "code_commit",
+            _COMMIT,
+            repository="https://git.example.com/cardio/risk-model.git",
+            author="carol@example.com",
+            author_name="Carol Diaz",
+            authored_at="2024-05-02T07:50:00Z",
+            committer="carol@example.com",
+            committer_name="Carol Diaz",
+            committed_at="2024-05-02T07:55:00Z",
+            summary="features: add eGFR trend window",
+            parents=["9c1e7a4b2d0f5e3a8c6b1d9f7e2a4c0b8d6f3e1a"],
+            tree="5d2f0c1e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+            ref="refs/heads/main",
+            signed=True,
+            signature_verified=True,
+            signature="good",
+            signer="Carol Diaz <carol@example.com>",
+        ),
+    ),
+    EventSpec(
         "features.materialized",
         "feature_set",
         FeaturesMaterialized,
@@ -209,7 +244,7 @@ _SPECS = (
             name="cardio-features",
             version="3",
             inputs=[_DATASET],
-            code_commit="4be1d07",
+            code_commit=_COMMIT,
         ),
     ),
     EventSpec(
@@ -229,7 +264,7 @@ _SPECS = (
             inputs=[_DATASET],
             feature_sets=["fs-cardio-v3"],
             purpose="cardiac-risk-research",
-            code_commit="4be1d07",
+            code_commit=_COMMIT,
             image="registry.example.com/train@sha256:77aa01",
             parameters={"max_depth": "6", "learning_rate": "0.05"},
         ),

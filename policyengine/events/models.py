@@ -31,6 +31,8 @@ __all__ = [
     "Approval",
     "ApprovalRecorded",
     "Classification",
+    "CodeCommit",
+    "CodeCommitted",
     "Dataset",
     "DatasetAccessed",
     "DatasetPrivacy",
@@ -541,8 +543,9 @@ class FeatureSet(_Model):
     version: str | None = None
     inputs: list[Annotated[str, Ref("dataset")]] = Field(default_factory=list)
     """Datasets the features were computed from."""
-    code_commit: str | None = None
-    """Commit of the pipeline code, for reproducibility."""
+    code_commit: Annotated[str, Ref("code_commit")] | None = None
+    """Commit of the pipeline code, for reproducibility (a `code_commit` entity once
+    `code.committed` registers it; the full SHA is what matches)."""
     created_at: datetime | None = None
     """First materialisation time."""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -562,8 +565,9 @@ class TrainingRun(_Model):
     """Feature sets read by the run (their own `inputs` give indirect lineage)."""
     purpose: str | None = None
     """Declared purpose; checked against datasets' `allowed_purposes`."""
-    code_commit: str | None = None
-    """Commit of the training code, for reproducibility."""
+    code_commit: Annotated[str, Ref("code_commit")] | None = None
+    """Commit of the training code, for reproducibility (a `code_commit` entity once
+    `code.committed` registers it; the full SHA is what matches)."""
     image: str | None = None
     """Container image reference (ideally digest-pinned)."""
     parameters: dict[str, str] = Field(default_factory=dict)
@@ -582,6 +586,45 @@ class TrainingRun(_Model):
     """Free-form user labels; never interpreted by the engine."""
 
     check_times = field_validator("started_at", "ended_at", mode="wrap")(_aware_utc)
+
+
+class CodeCommit(_Model):
+    """One commit of source code (id = the full commit SHA), as a git adapter read it.
+
+    `parents` are plain SHAs, not references: following them would make every ancestor
+    commit part of a model's lineage (`upstream`), which is history, not provenance."""
+
+    id: str
+    repository: str | None = None
+    """Repository the commit was read from (its remote URL or name)."""
+    author: str | None = None
+    """Author identity (e-mail): a workforce identity, recorded as is."""
+    author_name: str | None = None
+    authored_at: datetime | None = None
+    committer: str | None = None
+    """Committer identity (e-mail)."""
+    committer_name: str | None = None
+    committed_at: datetime | None = None
+    summary: str | None = None
+    """First line of the commit message."""
+    parents: list[str] = Field(default_factory=list)
+    """Full SHAs of the parent commits (none for a root commit)."""
+    tree: str | None = None
+    """SHA of the commit's tree: the exact content of the code."""
+    ref: str | None = None
+    """Branch or tag the commit was last read from, e.g. `refs/heads/main`."""
+    signed: bool = False
+    """The commit carries a signature (git reports one, valid or not)."""
+    signature_verified: bool = False
+    """git verified the signature with a key of known validity (`%G?` = `G`)."""
+    signature: str | None = None
+    """What git reported, e.g. `good`, `bad`, `good, unknown validity`, `unsigned`."""
+    signer: str | None = None
+    """Signer as git reports it (`%GS`), when signed."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Free-form user labels; never interpreted by the engine."""
+
+    check_times = field_validator("authored_at", "committed_at", mode="wrap")(_aware_utc)
 
 
 class ModelVersion(_Model):
@@ -713,7 +756,44 @@ class FeaturesMaterialized(_Attributes):
     name: str
     version: str | None = None
     inputs: list[Annotated[str, Ref("dataset")]] = Field(default_factory=list)
-    code_commit: str | None = None
+    code_commit: Annotated[str, Ref("code_commit")] | None = None
+
+
+class CodeCommitted(_Attributes):
+    """Attributes of `code.committed` (the commit's fields; the subject id is the full SHA)."""
+
+    repository: str
+    """Repository the commit was read from (its remote URL or name)."""
+    author: str
+    """Author identity (e-mail): a workforce identity, recorded as is."""
+    author_name: str | None = None
+    """Author's display name."""
+    authored_at: datetime
+    """Author date."""
+    committer: str | None = None
+    """Committer identity (e-mail)."""
+    committer_name: str | None = None
+    """Committer's display name."""
+    committed_at: datetime
+    """Commit date (also the event time)."""
+    summary: str
+    """First line of the commit message."""
+    parents: list[str] = Field(default_factory=list)
+    """Full SHAs of the parent commits; plain ids, not lineage references."""
+    tree: str | None = None
+    """SHA of the commit's tree."""
+    ref: str | None = None
+    """Branch or tag the commit was read from, e.g. `refs/heads/main`."""
+    signed: bool = False
+    """git reports a signature, valid or not."""
+    signature_verified: bool = False
+    """git verified the signature with a key of known validity (`%G?` = `G`)."""
+    signature: str | None = None
+    """git's verdict, e.g. `good`, `bad`, `good, unknown validity`, `unsigned`."""
+    signer: str | None = None
+    """Signer as git reports it (`%GS`)."""
+
+    check_times = field_validator("authored_at", "committed_at", mode="wrap")(_aware_utc)
 
 
 class RunStarted(_Attributes):
@@ -723,7 +803,7 @@ class RunStarted(_Attributes):
     inputs: list[Annotated[str, Ref("dataset")]] = Field(default_factory=list)
     feature_sets: list[Annotated[str, Ref("feature_set")]] = Field(default_factory=list)
     purpose: str
-    code_commit: str | None = None
+    code_commit: Annotated[str, Ref("code_commit")] | None = None
     image: str | None = None
     parameters: dict[str, str] = Field(default_factory=dict)
 

@@ -4,7 +4,7 @@
 events. Entity references are found by introspecting the event catalogue's attribute models
 (fields typed `Annotated[str, Ref(kind)]`, also inside lists and nested models): a new `Ref`
 field yields an edge `referenced entity → subject` without a change here. Only what the
-models cannot say is special-cased: code commits and images (plain strings), deployments
+models cannot say is special-cased: images (plain strings), deployments
 (an endpoint, and the version serving it, changes over time), prediction batches' endpoints,
 and approvals and overrides (one node per signed event).
 """
@@ -51,7 +51,7 @@ class NodeKey(NamedTuple):
         return f"{self.kind}:{self.id}"
 
 
-LINEAGE_ONLY_KINDS = ("commit", "image", "endpoint", "approval", "override")
+LINEAGE_ONLY_KINDS = ("image", "endpoint", "approval", "override")
 """Node kinds that exist only in the lineage graph, with no entity state in the engine."""
 
 NODE_KINDS = (*ENTITY_KINDS, *LINEAGE_ONLY_KINDS)
@@ -63,19 +63,19 @@ REF_RELATIONS: Mapping[str, str] = {
     "training_run": "trained",
     "model_version": "scored",
     "input_dataset": "scored_data",
+    "code_commit": "code_of",
 }
 """Relation name for an edge made from a `Ref` field, by field name. A field not listed here
 (a new one) gets its dotted path as the relation name."""
 
 _VALUE_NODES: Mapping[str, tuple[str, str]] = {
-    "code_commit": ("commit", "code_of"),
     "image": ("image", "image_of"),
 }
 """String attributes that name a lineage-only node: field → (node kind, relation)."""
 
 RELATIONS: Mapping[str, str] = {
     **{rel: "a `Ref` field" for rel in REF_RELATIONS.values()},
-    "code_of": "`code_commit` attribute: commit → feature set / training run",
+    "code_of": "`code_commit` field: code commit → feature set / training run",
     "image_of": "`image` attribute: image → training run",
     "approved": "`approval.recorded`: approval → model version",
     "overrides": "`override.recorded`: override → model version",
@@ -91,6 +91,7 @@ event time) ends the earlier one. They are kept per event, never merged."""
 DECLARING_EVENTS = frozenset(
     {
         "dataset.registered",
+        "code.committed",
         "features.materialized",
         "run.started",
         "model.registered",
@@ -121,6 +122,16 @@ _SHOWN: Mapping[str, tuple[str, ...]] = {
     "training_run": ("name", "purpose", "status"),
     "model_version": ("name", "version", "artifact_digest"),
     "prediction_batch": ("row_count",),
+    "code_commit": (
+        "repository",
+        "summary",
+        "author",
+        "authored_at",
+        "committed_at",
+        "ref",
+        "signed",
+        "signature_verified",
+    ),
 }
 """Subject attributes worth showing beside a node (the rest stays in the entity state)."""
 

@@ -43,7 +43,14 @@ __all__ = [
 JSON_FORMAT = "policyengine-lineage-trace/1"
 FORMATS = ("text", "json", "dot", "mermaid")
 
-_ENTITY_KINDS = ("dataset", "feature_set", "training_run", "model_version", "prediction_batch")
+_ENTITY_KINDS = (
+    "dataset",
+    "feature_set",
+    "training_run",
+    "model_version",
+    "prediction_batch",
+    "code_commit",
+)
 
 
 def describe(node: Node) -> str:
@@ -63,6 +70,12 @@ def describe(node: Node) -> str:
     elif node.kind == "prediction_batch":
         if a.get("row_count") is not None:
             parts.append(f"{a['row_count']} rows")
+    elif node.kind == "code_commit":
+        parts += [str(a["summary"]) if a.get("summary") else ""]
+        parts += [f"by {a['author']}" if a.get("author") else ""]
+        if "signed" in a:
+            signed = "signed" if a["signed"] else "unsigned"
+            parts.append("signature verified" if a.get("signature_verified") else signed)
     else:
         name = node.name or ""
         version = a.get("version")
@@ -194,7 +207,7 @@ _DOT_SHAPES = {
     "training_run": "box",
     "model_version": "box3d",
     "prediction_batch": "note",
-    "commit": "component",
+    "code_commit": "component",
     "image": "component",
     "endpoint": "hexagon",
     "approval": "octagon",

@@ -14,12 +14,17 @@ registry — so the CLI, the HTTP service and embedders run the same code:
    `review_required` leaves it open for more signatures.
 3. `escalate(now)` turns each open item past its deadline into a `review.escalated` event
    (judged and logged once) and marks the item escalated.
+
+Steps 1 (after judging) to 3 are module functions over a `Judge` — whatever judges and logs
+one event and returns the event as judged (its signature attested) with its decision — so the
+HTTP service, which decides through its own group-commit writer, closes items exactly as the
+CLI does.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,7 +36,7 @@ from policyengine.events import StateStore, parse_event
 from policyengine.events.models import EventError
 from policyengine.log.records import DecisionRecorder
 from policyengine.log.tlog import TransparencyLog
-from policyengine.oversight.attest import event_manifest, signed_digest
+from policyengine.oversight.attest import attest, event_manifest, signed_digest
 from policyengine.oversight.esign import sign
 from policyengine.oversight.registry import SignerRegistry
 from policyengine.oversight.reviews import ReviewError, ReviewItem, ReviewStatus, ReviewStore
@@ -39,7 +44,21 @@ from policyengine.runtime.decision import Decision, Outcome
 from policyengine.runtime.engine import Engine
 from policyengine.runtime.values import format_timestamp, to_jsonable
 
-__all__ = ["ActionResult", "Oversight", "SignerIdentity"]
+__all__ = [
+    "ActionResult",
+    "Judge",
+    "Oversight",
+    "SignerIdentity",
+    "check_role",
+    "escalation_event",
+    "recheck",
+    "record_signature",
+    "signature_action",
+]
+
+#: Judges and logs one validated event; returns the event as judged (signature attested)
+#: and its decision.
+Judge = Callable[[dict[str, Any]], tuple[dict[str, Any], Decision]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +167,15 @@ class Oversight:
         event["attributes"]["signature"] = signature.model_dump()
         return event
 
+    def _judge(self, event: dict[str, Any]) -> tuple[dict[str, Any], Decision]:
+        # Attest here too (the engine attests again, to the same result: the state cannot
+        # change under the lock) so the history notes the status the decision saw.
+        judged = attest(event, self.engine.state, self.signers)
+        return judged, self.engine.evaluate(judged, validated=True)
+
+    def _taken(self, event_id: str) -> bool:
+        return bool(self.log.find(event_id))
+
     def _signed(
         self,
         item: ReviewItem,
@@ -168,38 +196,9 @@ class Oversight:
             at,
             f"{item.pending_event['id']}~sig-{n}",
         )
-        decision = self.engine.evaluate(event, validated=True)
-        self.reviews.note(item.id, at, action, signer.id, event["id"], _detail(event, decision))
-        if decision.outcome is Outcome.DENY:
-            # The signature itself was refused (e.g. self-approval, an invalid signature):
-            # it is logged, counts for nothing, and the item stays open.
-            return ActionResult(decision, None, self.reviews.get(item.id))
-        recheck = self._recheck(item, at)
-        return ActionResult(decision, recheck, self.reviews.get(item.id))
-
-    def _recheck(self, item: ReviewItem, at: datetime) -> Decision:
-        current = self.reviews.get(item.id)
-        n = current.rechecks + 1
-        pending = dict(item.pending_event)
-        event = parse_event(
-            {**pending, "id": f"{pending['id']}~recheck-{n}", "time": format_timestamp(at)}
+        return record_signature(
+            self.reviews, item, event, self._judge, at, action, taken=self._taken
         )
-        decision = self.engine.evaluate(event, validated=True)
-        self.reviews.note(
-            item.id, at, "recheck", "policyengine", event["id"], decision.outcome.value
-        )
-        still = [r for r in decision.reviews if r.rule == item.rule]
-        if decision.outcome is Outcome.DENY:
-            self.reviews.close_item(item.id, "rejected", at, "policyengine", event["id"])
-        elif not still and decision.outcome is not Outcome.REVIEW_REQUIRED:
-            overridden = any(r.override is not None for r in decision.results)
-            closed: ReviewStatus = "overridden" if overridden else "approved"
-            self.reviews.close_item(item.id, closed, at, "policyengine", event["id"])
-        elif not still:
-            # This rule is satisfied, another still waits (e.g. a soft rule): the item for
-            # this rule is done.
-            self.reviews.close_item(item.id, "approved", at, "policyengine", event["id"])
-        return decision
 
     # ----------------------------------------------------------------- actions
 
@@ -208,7 +207,7 @@ class Oversight:
     ) -> ActionResult:
         with self._lock:
             item = self.reviews.get(rid)
-            self._check_role(item, signer)
+            check_role(item, signer.id, signer.role)
             attrs = {"meaning": "approved", "comment": comment}
             return self._signed(item, "approval.recorded", signer, attrs, at, "approved-by")
 
@@ -217,7 +216,7 @@ class Oversight:
             raise ReviewError("a rejection must state its reason")
         with self._lock:
             item = self.reviews.get(rid)
-            self._check_role(item, signer)
+            check_role(item, signer.id, signer.role)
             attrs = {"meaning": "rejected", "comment": reason}
             return self._signed(item, "approval.recorded", signer, attrs, at, "rejected-by")
 
@@ -267,7 +266,7 @@ class Oversight:
             result = self.engine.evaluate(event, validated=True)
             if result.outcome is not Outcome.DENY:
                 for item in self.reviews.items("open", ("model_version", model_version)):
-                    self._recheck(item, at)
+                    recheck(self.reviews, item, at, self._judge, taken=self._taken)
             return result
 
     def escalate(self, now: datetime) -> list[tuple[ReviewItem, Decision | None]]:
@@ -279,37 +278,120 @@ class Oversight:
                 if item.escalated_at is not None:
                     continue
                 decision: Decision | None = None
-                event_id = f"{item.id}~escalated"
-                if item.subject_kind == "model_version":
-                    event = {
-                        "id": event_id,
-                        "type": "review.escalated",
-                        "time": format_timestamp(now),
-                        "actor": {"id": "policyengine", "roles": ["system"]},
-                        "subject": {"kind": item.subject_kind, "id": item.subject_id},
-                        "attributes": {
-                            "review": item.id,
-                            "rule": item.rule,
-                            "roles": list(item.roles),
-                            "deadline": format_timestamp(item.deadline),
-                            "pending_event": item.pending_event["id"],
-                        },
-                    }
+                event = escalation_event(item, now)
+                if event is not None:
                     try:
                         decision = self.engine.evaluate(event)
                     except EventError as exc:  # pragma: no cover - built from valid parts
                         raise ReviewError(f"cannot escalate `{item.id}`: {exc}") from None
                 detail = None if decision is None else decision.outcome.value
-                self.reviews.note(item.id, now, "escalated", "policyengine", event_id, detail)
+                self.reviews.note(
+                    item.id, now, "escalated", "policyengine", f"{item.id}~escalated", detail
+                )
                 out.append((self.reviews.get(item.id), decision))
         return out
 
-    def _check_role(self, item: ReviewItem, signer: SignerIdentity) -> None:
-        if item.roles and signer.role not in item.roles:
-            allowed = ", ".join(f"`{r}`" for r in item.roles)
-            raise ReviewError(
-                f"review `{item.id}` asks for {allowed}; `{signer.id}` signs as `{signer.role}`"
-            )
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def check_role(item: ReviewItem, signer: str, role: str) -> None:
+    """An approval or rejection answers an item only in one of the roles it asks for."""
+    if item.roles and role not in item.roles:
+        allowed = ", ".join(f"`{r}`" for r in item.roles)
+        raise ReviewError(f"review `{item.id}` asks for {allowed}; `{signer}` signs as `{role}`")
+
+
+def signature_action(event: Mapping[str, Any]) -> str:
+    """The history action a signed event records (`approved-by`, `rejected-by`, …)."""
+    if event["type"] == "override.recorded":
+        return "overridden-by"
+    meaning = str(event["attributes"].get("meaning", "signed"))
+    return {"approved": "approved-by", "rejected": "rejected-by"}.get(meaning, f"{meaning}-by")
+
+
+def record_signature(
+    reviews: ReviewStore,
+    item: ReviewItem,
+    event: dict[str, Any],
+    judge: Judge,
+    at: datetime,
+    action: str,
+    *,
+    taken: Callable[[str], bool] | None = None,
+) -> ActionResult:
+    """Judge and log the signed `event` answering the open `item`, note it in the item's
+    history, then — unless the signature itself was refused — judge the pending event again
+    (`recheck`). The caller serialises actions on one store."""
+    if item.status != "open":
+        raise ReviewError(f"review `{item.id}` is already {item.status}")
+    judged, decision = judge(event)
+    signer = str(judged["actor"]["id"])
+    reviews.note(item.id, at, action, signer, judged["id"], _detail(judged, decision))
+    if decision.outcome is Outcome.DENY:
+        # The signature itself was refused (e.g. self-approval, an invalid signature):
+        # it is logged, counts for nothing, and the item stays open.
+        return ActionResult(decision, None, reviews.get(item.id))
+    again = recheck(reviews, item, at, judge, taken=taken)
+    return ActionResult(decision, again, reviews.get(item.id))
+
+
+def recheck(
+    reviews: ReviewStore,
+    item: ReviewItem,
+    at: datetime,
+    judge: Judge,
+    *,
+    taken: Callable[[str], bool] | None = None,
+) -> Decision:
+    """Judge `item`'s pending event again as `<id>~recheck-<n>` at `at` and close the item
+    by the outcome: `deny` rejects it; this rule satisfied (no longer waiting) approves it —
+    or marks it overridden when an override made the difference; still waiting leaves it
+    open. `taken` says whether an event id is already in the log (a recheck logged just
+    before a crash), so a recheck never reuses an id."""
+    current = reviews.get(item.id)
+    pending = dict(item.pending_event)
+    n = current.rechecks + 1
+    while taken is not None and taken(f"{pending['id']}~recheck-{n}"):
+        n += 1
+    event = parse_event(
+        {**pending, "id": f"{pending['id']}~recheck-{n}", "time": format_timestamp(at)}
+    )
+    _judged, decision = judge(event)
+    reviews.note(item.id, at, "recheck", "policyengine", event["id"], decision.outcome.value)
+    still = [r for r in decision.reviews if r.rule == item.rule]
+    if decision.outcome is Outcome.DENY:
+        reviews.close_item(item.id, "rejected", at, "policyengine", event["id"])
+    elif not still and decision.outcome is not Outcome.REVIEW_REQUIRED:
+        overridden = any(r.override is not None for r in decision.results)
+        closed: ReviewStatus = "overridden" if overridden else "approved"
+        reviews.close_item(item.id, closed, at, "policyengine", event["id"])
+    elif not still:
+        # This rule is satisfied, another still waits (e.g. a soft rule): the item for
+        # this rule is done.
+        reviews.close_item(item.id, "approved", at, "policyengine", event["id"])
+    return decision
+
+
+def escalation_event(item: ReviewItem, now: datetime) -> dict[str, Any] | None:
+    """The `review.escalated` event for an overdue item (model versions only: other
+    subjects are marked in the store without an event)."""
+    if item.subject_kind != "model_version":
+        return None
+    return {
+        "id": f"{item.id}~escalated",
+        "type": "review.escalated",
+        "time": format_timestamp(now),
+        "actor": {"id": "policyengine", "roles": ["system"]},
+        "subject": {"kind": item.subject_kind, "id": item.subject_id},
+        "attributes": {
+            "review": item.id,
+            "rule": item.rule,
+            "roles": list(item.roles),
+            "deadline": format_timestamp(item.deadline),
+            "pending_event": item.pending_event["id"],
+        },
+    }
 
 
 def _detail(event: Mapping[str, Any], decision: Decision) -> str:

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,11 +37,13 @@ from policyengine.events.pseudonym import Pseudonymiser, load_pseudonym_key, req
 from policyengine.log.errors import LogError
 from policyengine.log.records import parse_record
 from policyengine.log.tlog import TransparencyLog
+from policyengine.runtime.values import format_timestamp
 from policyengine.server import openapi as docs
 from policyengine.server.drift import gauge_value, parse_drift_request, run_drift
 from policyengine.server.jsonlog import LOGGER
 from policyengine.server.metrics import CONTENT_TYPE, Metrics
 from policyengine.server.problems import PROBLEM_JSON, Problem, event_errors
+from policyengine.server.reviews import ReviewDesk, parse_flag, parse_now, parse_status
 from policyengine.server.service import Decided, DecisionService, Where
 from policyengine.server.settings import ServerSettings
 
@@ -352,6 +355,39 @@ _INDEX = {
     "description": "A specific leaf among the event's decisions (default: the latest).",
 }
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_REVIEW_ID = {
+    "name": "review_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The review item's id (`rv-…`).",
+}
+_REVIEW_QUERY = [
+    {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "string",
+            "enum": ["open", "approved", "rejected", "overridden", "all"],
+            "default": "open",
+        },
+    },
+    {
+        "name": "overdue",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "boolean", "default": False},
+        "description": "Only open items past their deadline.",
+    },
+    {
+        "name": "now",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "date-time"},
+        "description": "Judge `overdue` at this time (default: the server's clock).",
+    },
+]
 
 
 def _index_param(request: Request) -> int | None:
@@ -434,6 +470,7 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
         redoc_url=None,
     )
     app.state.service = svc
+    desk = ReviewDesk(svc)
     app.router.route_class = _Raw
     app.add_middleware(_Observe, metrics=svc.metrics)
 
@@ -785,6 +822,90 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
             }
         )
 
+    def review_time(request: Request) -> datetime:
+        now = parse_now(request.query_params.get("now"), {"parameter": "now"})
+        return now if now is not None else svc.review_now()
+
+    @app.get(
+        "/v1/reviews",
+        response_model=docs.ReviewList,
+        summary="List review items",
+        tags=["reviews"],
+        openapi_extra={"parameters": _REVIEW_QUERY},
+    )
+    async def list_reviews(request: Request) -> Response:
+        """Review items by opening time: `status` (default `open`, or `all`), and with
+        `overdue=true` only open items past their deadline."""
+        status = parse_status(request.query_params.get("status"))
+        overdue = parse_flag("overdue", request.query_params.get("overdue"))
+        now = review_time(request)
+        items = await run_in_threadpool(desk.listing, status, overdue, now)
+        return _json({"now": format_timestamp(now), "reviews": items})
+
+    @app.post(
+        "/v1/reviews/escalate",
+        response_model=docs.EscalateResponse,
+        summary="Escalate overdue reviews",
+        tags=["reviews"],
+    )
+    async def escalate_reviews(request: Request) -> Response:
+        """Escalate every open item past its deadline that was not escalated yet, as
+        `policyengine review escalate` does: a `review.escalated` event per item (model
+        versions), judged (a denial of the review process) and logged; items stay open for
+        signatures. Run it on a schedule; optional body `{"now": TIMESTAMP}`."""
+        authorize(request)
+        data = await _read_body(request, limit)
+        body = _parse_json(data) if data.strip() else {}
+        if not isinstance(body, dict) or set(body) - {"now"}:
+            raise Problem(
+                422,
+                "invalid-request",
+                "Invalid request",
+                'the body is empty or `{"now": TIMESTAMP}`',
+                errors=[{"pointer": "#", "detail": "only `now` is accepted"}],
+            )
+        now = parse_now(body.get("now"), {"pointer": "#/now"}) or svc.review_now()
+        ready(strict=False)
+        escalated = await run_in_threadpool(desk.escalate, now)
+        return _json({"now": format_timestamp(now), "escalated": escalated})
+
+    @app.get(
+        "/v1/reviews/{review_id}",
+        response_model=docs.ReviewDetail,
+        summary="Read a review item",
+        tags=["reviews"],
+        openapi_extra={"parameters": [_REVIEW_ID, _REVIEW_QUERY[2]]},
+    )
+    async def get_review(request: Request) -> Response:
+        """One item with its history (signatures, rechecks, escalation), plus the
+        `record_digest` a signature on its subject must carry now and the `record` it
+        covers: what a client needs to sign without the server holding any key."""
+        rid = request.path_params["review_id"]
+        now = review_time(request)
+        return _json(await run_in_threadpool(desk.show, rid, now))
+
+    @app.post(
+        "/v1/reviews/{review_id}/signatures",
+        response_model=docs.ReviewActionResponse,
+        summary="Sign a review item",
+        tags=["reviews"],
+        openapi_extra={"parameters": [_REVIEW_ID]},
+    )
+    async def sign_review(request: Request) -> Response:
+        """Answer an open item with a signed `approval.recorded` (approve or reject) or
+        `override.recorded` event on its subject naming it in `attributes.review`. The
+        signature is verified against the signer registry, judged and logged; unless the
+        policies refuse it, the pending event is judged again and the item closed by that
+        outcome (`allow` approves, `deny` rejects, `review_required` leaves it open).
+        `409` for a closed item, `404` for an unknown one, `422` for an event that does
+        not answer it."""
+        authorize(request)
+        rid = request.path_params["review_id"]
+        body = _parse_json(await _read_body(request, limit))
+        events, _where = _validate([(body, ("#", None))], 1, pseudonyms, storing=True)
+        ready(strict=False)
+        return _json(await run_in_threadpool(desk.sign, rid, events[0]))
+
     receiver = _openlineage_receiver(decide, settings.token)
     if receiver is not None:
         # OpenLineage's HTTP transport posts here unchanged (Airflow, Spark, dbt, …); the
@@ -816,7 +937,8 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
     )
     async def metrics(_request: Request) -> Response:
         """Prometheus text exposition of the service's metrics."""
-        return Response(svc.metrics.render(), media_type=CONTENT_TYPE)
+        # off the event loop: the review gauges read SQLite
+        return Response(await run_in_threadpool(svc.metrics.render), media_type=CONTENT_TYPE)
 
     def openapi() -> dict[str, Any]:
         return docs.build_openapi(app)

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from policyengine.compiler.bundle import Bundle
 from policyengine.runtime.decision import Decision, Outcome
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "REVIEW_ACTIONS", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -57,6 +57,52 @@ class _CheckpointAge(Collector):
             "policyengine_log_checkpoint_age_seconds",
             "Seconds since the latest signed checkpoint of the decision log.",
         )
+
+
+#: `policyengine_review_actions_total{action}`: items opened, signatures accepted (`signed`)
+#: or refused by the policies (`refused`), items closed (`approved`, `rejected`,
+#: `overridden`) and escalations.
+REVIEW_ACTIONS = (
+    "opened",
+    "signed",
+    "refused",
+    "approved",
+    "rejected",
+    "overridden",
+    "escalated",
+)
+
+_REVIEW_GAUGES = (
+    ("policyengine_reviews_open", "Review items waiting for signatures.", "open"),
+    (
+        "policyengine_reviews_overdue",
+        "Open review items past their deadline (escalated or not).",
+        "overdue",
+    ),
+)
+
+
+class _ReviewBacklog(Collector):
+    """`policyengine_reviews_open` and `_overdue`, read from the review store when scraped
+    (overdue is a matter of time, not of any change the service sees)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int] | None]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counts = self._counts()
+        except Exception:  # a scrape must not fail because the store is busy or gone
+            counts = None
+        for name, doc, key in _REVIEW_GAUGES:
+            family = GaugeMetricFamily(name, doc)
+            if counts is not None:
+                family.add_metric([], counts[key])
+            yield family
+
+    def describe(self) -> Iterator[Metric]:
+        for name, doc, _key in _REVIEW_GAUGES:
+            yield GaugeMetricFamily(name, doc)
 
 
 class Metrics:
@@ -175,6 +221,16 @@ class Metrics:
             "Events waiting for the group commit.",
             registry=r,
         )
+        self._review_counts: Callable[[], dict[str, int] | None] | None = None
+        r.register(_ReviewBacklog(self._reviews))
+        self.review_actions = Counter(
+            "policyengine_review_actions",
+            "Review actions: items opened, signatures signed or refused, items approved,"
+            " rejected or overridden, escalations.",
+            ["action"],
+            registry=r,
+        )
+        self._review_actions = {a: self.review_actions.labels(a) for a in REVIEW_ACTIONS}
         self.http_requests = Counter(
             "policyengine_http_requests",
             "HTTP requests, by method, route template and status code.",
@@ -236,6 +292,17 @@ class Metrics:
         self.reloads.labels("success" if ok else "failure").inc()
         self.last_reload_success.set(1 if ok else 0)
         self.last_reload_timestamp.set(time.time())
+
+    def count_reviews(self, counts: Callable[[], dict[str, int] | None]) -> None:
+        """Where the review gauges read `{"open": n, "overdue": m}` (None: no review store)."""
+        self._review_counts = counts
+
+    def _reviews(self) -> dict[str, int] | None:
+        return None if self._review_counts is None else self._review_counts()
+
+    def review_action(self, action: str, n: int = 1) -> None:
+        if n:
+            self._review_actions[action].inc(n)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

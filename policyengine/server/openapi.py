@@ -192,6 +192,74 @@ class DriftResponse(_Strict):
     decisions: list[dict[str, Any]]
 
 
+class ReviewHistoryEntry(_Strict):
+    time: str
+    action: str = Field(
+        description="`opened`, `approved-by`/`rejected-by`/`overridden-by` (a signature),"
+        " `recheck`, `approved`/`rejected`/`overridden` (closed), `escalated`."
+    )
+    actor: str
+    event_id: str | None = Field(description="The logged event of this step, if any.")
+    detail: str | None
+
+
+class ReviewItemModel(_Strict):
+    """A review item (`policyengine.oversight.reviews.ReviewItem`)."""
+
+    id: str
+    subject: SubjectModel
+    rule: str = Field(description="The rule whose `review by` clause opened the item.")
+    roles: list[str] = Field(description="Roles that may answer it.")
+    within: str
+    deadline: str
+    message: str | None
+    status: Literal["open", "approved", "rejected", "overridden"]
+    opened_at: str
+    closed_at: str | None
+    escalated_at: str | None
+    pending_event: str = Field(description="Id of the event whose decision waits on review.")
+    decision_digest: str
+    history: list[ReviewHistoryEntry]
+    overdue: bool
+
+
+class ReviewDetail(ReviewItemModel):
+    record_digest: str = Field(
+        description="The `record_digest` an approval signed now must carry: the digest of"
+        " the subject and its lineage as the server holds them (`attest.signed_digest`)."
+    )
+    record: dict[str, Any] = Field(
+        description="What the signer signs off (`attest.reviewed_record`); an override's"
+        ' digest is `esign.record_digest({"record": record, "terms": {...}})`.'
+    )
+
+
+class ReviewList(_Strict):
+    now: str = Field(description="The time `overdue` was judged at.")
+    reviews: list[ReviewItemModel]
+
+
+class ReviewActionResponse(_Strict):
+    signature: VerdictModel = Field(description="The signed event's decision, as logged.")
+    recheck: VerdictModel | None = Field(
+        description="The pending event judged again (`<id>~recheck-<n>`); null when the"
+        " signature was refused."
+    )
+    review: ReviewItemModel
+
+
+class Escalation(_Strict):
+    review: ReviewItemModel
+    decision: VerdictModel | None = Field(
+        description="The `review.escalated` decision (model versions only)."
+    )
+
+
+class EscalateResponse(_Strict):
+    now: str
+    escalated: list[Escalation]
+
+
 class Health(_Strict):
     status: Literal["ok"]
 
@@ -228,6 +296,8 @@ WRITE_OPERATIONS = {
     ("post", "/v1/evaluate/batch"),
     ("post", "/v1/events"),
     ("post", "/v1/drift"),
+    ("post", "/v1/reviews/{review_id}/signatures"),
+    ("post", "/v1/reviews/escalate"),
 }
 
 _DATA = {
@@ -249,6 +319,32 @@ _DATA = {
 }
 
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/v1/reviews/{review_id}/signatures"): {
+        "required": True,
+        "description": "A signed `approval.recorded` or `override.recorded` event on the item's"
+        " subject, with `attributes.review` = the item id, `attributes.record_digest` and"
+        " `attributes.signature` (see docs/server.md).",
+        "content": {"application/json": {"schema": {"$ref": _REF + "Event"}}},
+    },
+    ("post", "/v1/reviews/escalate"): {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "now": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "Escalate as of this time (default: the server's"
+                            " clock).",
+                        }
+                    },
+                    "additionalProperties": False,
+                }
+            }
+        },
+    },
     ("post", "/v1/drift"): {
         "required": True,
         "content": {
@@ -307,7 +403,8 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
 _ERRORS: dict[str, str] = {
     "400": "The body is not JSON (or not UTF-8).",
     "401": "Missing or wrong bearer token.",
-    "409": "The event id was already decided for a different event.",
+    "409": "The event id was already decided for a different event (or, for a review, the"
+    " item is closed).",
     "413": "The body is larger than the server's limit.",
     "422": "An event or parameter is invalid; `errors` points at each field.",
     "503": "Not ready, shutting down, or the decision log is unavailable.",

@@ -18,6 +18,12 @@ in its group, and so each event's evaluation time can be measured.
 Policy reload swaps the one bundle reference; a group reads it once, so every decision sees
 the old bundle or the new one, never a mix. State is not tied to a bundle: approvals and
 overrides recorded before a reload keep counting after it.
+
+Signed events are attested at intake exactly as `Engine` does it: one at a time, against the
+staged state the event will be judged on, with the signer registry the group read once (the
+file is re-read when it changes). Whatever a client wrote into `signature_status` is
+replaced. With a log, decisions that wait for people open review items in the log's file once
+they are durable (`policyengine.oversight.reviews`), as `policyengine eval --log` does.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,10 @@ from policyengine.language.diagnostics import CompileError
 from policyengine.log.keys import load_signer
 from policyengine.log.records import bundle_blob, canonical, decision_record, parse_record, record
 from policyengine.log.tlog import TransparencyLog
+from policyengine.oversight.attest import SIGNED_EVENT_TYPES, attest
+from policyengine.oversight.registry import RegistryError, SignerRegistry, load_registry
+from policyengine.oversight.reviews import ReviewStore
+from policyengine.runtime.decision import Decision, Outcome
 from policyengine.runtime.engine import judge
 from policyengine.runtime.values import to_jsonable
 from policyengine.server.jsonlog import LOGGER
@@ -59,13 +69,18 @@ Where = tuple[str, int | None]
 
 @dataclass(slots=True)
 class Verdict:
-    """One event's answer: a new decision, or the one the log already holds for its id."""
+    """One event's answer: a new decision, or the one the log already holds for its id.
+
+    A new decision also keeps the event as judged (signature attested) and the `Decision`
+    itself, for callers that act on it (the review endpoints); neither is sent."""
 
     event_id: str
     outcome: str
     decision: dict[str, Any]
     log_index: int | None = None
     already_recorded: bool = False
+    event: dict[str, Any] | None = field(default=None, repr=False)
+    judged: Decision | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,13 +123,18 @@ class _Staged:
 
 
 class _Job:
-    """One request's events, decided as a unit: all of them, or (on error) none."""
+    """One request's events, decided as a unit: all of them, or (on error) none.
+    `open_reviews` is false for the service's own rechecks and escalations, which answer
+    review items rather than open new ones."""
 
-    __slots__ = ("events", "future", "where")
+    __slots__ = ("events", "future", "open_reviews", "where")
 
-    def __init__(self, events: list[dict[str, Any]], where: list[Where]) -> None:
+    def __init__(
+        self, events: list[dict[str, Any]], where: list[Where], open_reviews: bool = True
+    ) -> None:
         self.events = events
         self.where = where
+        self.open_reviews = open_reviews
         self.future: Future[Decided] = Future()
 
     def fail(self, exc: BaseException) -> None:
@@ -129,6 +149,7 @@ class _Unit:
     new: list[Verdict] = field(default_factory=list)
     leaves: list[bytes] = field(default_factory=list)
     first_time: datetime | None = None
+    waiting: list[tuple[dict[str, Any], Decision]] = field(default_factory=list)
 
 
 class _LogWriter:
@@ -226,6 +247,71 @@ class _GroupCommitter:
                     self.pending += sum(len(j.events) for j in deferred)
 
 
+class _Signers:
+    """The signer registry file, re-read when its modification time or size changes.
+
+    A file that goes missing or stops parsing after a change fails closed: no registry, so
+    signatures are `unverified` and never count — an older registry must not keep
+    verifying signatures with a key the new file revokes."""
+
+    def __init__(self, path: str | None, logger: logging.Logger) -> None:
+        self.path = path
+        self.logger = logger
+        self.registry: SignerRegistry | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Read the registry at start-up; a bad file raises `RegistryError`."""
+        if self.path is None:
+            return
+        stamp = _stamp(self.path)
+        self.registry = load_registry(self.path)
+        self._stamp = stamp
+
+    def current(self) -> SignerRegistry | None:
+        if self.path is None:
+            return None
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return self.registry
+        with self._lock:
+            if stamp == self._stamp:
+                return self.registry
+            fields: dict[str, Any] = {"event": "signers_reload", "path": self.path}
+            try:
+                registry = load_registry(self.path)
+            except RegistryError as exc:
+                self.registry = None
+                self.logger.error(
+                    "signer registry unusable: signatures are unverified until it is fixed",
+                    extra={"fields": {**fields, "result": "failure", "error": str(exc)}},
+                )
+            else:
+                self.registry = registry
+                self.logger.info(
+                    "signer registry reloaded",
+                    extra={
+                        "fields": {
+                            **fields,
+                            "result": "success",
+                            "digest": registry.digest(),
+                            "signers": len(registry.signers),
+                        }
+                    },
+                )
+            self._stamp = stamp
+            return self.registry
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def policy_fingerprint(paths: Sequence[str]) -> str:
     """SHA-256 over the names and bytes of every policy file `load_bundle` would read.
 
@@ -306,6 +392,7 @@ class DecisionService:
         self.logger = logging.getLogger(LOGGER)
         self.state = MemoryStateStore()
         self.log: TransparencyLog | None = None
+        self.reviews: ReviewStore | None = None
         self.restored: Restored | None = None
         self.last_reload: dict[str, Any] | None = None
         self._bundle: Bundle | None = None
@@ -314,10 +401,12 @@ class DecisionService:
         self._watcher: _Watcher | None = None
         self._fingerprint = ""
         self._log_error: str | None = None
+        self._signers = _Signers(settings.signers_path, self.logger)
         self._reload_lock = threading.Lock()
         self._started = False
         self._closed = False
         self.metrics.pending_events.set_function(self._pending)
+        self.metrics.count_reviews(self._review_counts)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -344,6 +433,7 @@ class DecisionService:
         s = self.settings
         self._fingerprint = policy_fingerprint(s.policies)
         bundle = load_bundle(*s.policies)
+        self._signers.load()
         if s.log_path is not None and s.key_path is not None:
             signer = load_signer(s.key_path)
             log = TransparencyLog.open(s.log_path, signer, create=True)
@@ -353,6 +443,8 @@ class DecisionService:
                     self.state = self.restored.state
                 size = log.size()
                 signed = log.latest_checkpoint() is not None
+                # Review items live in the log's file, next to the decisions they wait on.
+                self.reviews = ReviewStore(s.log_path)
             except BaseException:
                 log.close()
                 raise
@@ -386,6 +478,8 @@ class DecisionService:
             self._watcher.stop()
         if self._committer is not None:
             self._committer.close()
+        if self.reviews is not None:
+            self.reviews.close()
         if self.log is not None:
             self.log.close()
         self.logger.info("decision service stopped", extra={"fields": {"event": "stopped"}})
@@ -398,6 +492,19 @@ class DecisionService:
     def _pending(self) -> float:
         return float(self._committer.pending) if self._committer is not None else 0.0
 
+    def review_now(self) -> datetime:
+        """`now` for review deadlines: the service's clock, asked about the present (the
+        wall clock, unless the server runs on a fixed `--now`)."""
+        return self.settings.clock({"time": datetime.now(UTC)})
+
+    def _review_counts(self) -> dict[str, int] | None:
+        return None if self.reviews is None else self.reviews.counts(self.review_now())
+
+    @property
+    def signers(self) -> SignerRegistry | None:
+        """The signer registry in force now (re-read if its file changed)."""
+        return self._signers.current()
+
     def _announce(self) -> None:
         b = self.bundle
         fields: dict[str, Any] = {
@@ -407,6 +514,7 @@ class DecisionService:
             "policies": list(self.settings.policies),
             "reload_interval_s": self.settings.reload_interval_s,
             "auth": self.settings.token is not None,
+            "signers": self.settings.signers_path,
         }
         if self.log is not None:
             fields["log"] = self.settings.log_path
@@ -454,9 +562,26 @@ class DecisionService:
         self._committer.submit(job)
         return await asyncio.wrap_future(job.future)
 
+    def decide_blocking(
+        self, events: list[dict[str, Any]], where: list[Where], *, open_reviews: bool = True
+    ) -> Decided:
+        """`decide` for a worker thread (never the event loop): queue the events for the
+        commit thread and wait until they are durable. Needs a log."""
+        if self._closed:
+            raise Problem(
+                503, "shutting-down", "Shutting down", "the server is shutting down",
+                headers={"Retry-After": "1"},
+            )  # fmt: skip
+        if self._committer is None:
+            raise RuntimeError("deciding from a worker thread needs the commit thread (a log)")
+        job = _Job(events, where, open_reviews)
+        self._committer.submit(job)
+        return job.future.result()
+
     def _commit(self, jobs: list[_Job]) -> list[_Job]:
         """Decide a group, append it, then commit its state; returns jobs to retry next."""
         bundle = self.bundle  # read once: the whole group is judged by one bundle
+        signers = self._signers.current()  # and checked against one signer registry
         staged = _Staged(self.state)
         seen: set[str] = set()
         deferred: list[_Job] = []
@@ -468,7 +593,7 @@ class DecisionService:
                     deferred.append(job)  # the same id twice in a group: decide it after
                     continue
                 try:
-                    units.append(self._decide_unit(bundle, staged, job))
+                    units.append(self._decide_unit(bundle, staged, job, signers))
                 except Problem as p:
                     job.fail(p)
                     continue
@@ -500,6 +625,7 @@ class DecisionService:
         if indices is not None:
             for verdict, index in zip(new, indices, strict=True):
                 verdict.log_index = index
+        self._open_reviews(units)
         self.metrics.group_events.observe(sum(len(u.job.events) for u in units))
         for unit in units:
             unit.job.future.set_result(
@@ -526,18 +652,42 @@ class DecisionService:
         for unit in units:
             unit.job.fail(problem)
 
-    def _decide_unit(self, bundle: Bundle, staged: _Staged, job: _Job) -> _Unit:
+    def _open_reviews(self, units: list[_Unit]) -> None:
+        """Open the review items that durable decisions wait on (after the append, like
+        `policyengine eval --log`: an item never names a decision the log lacks)."""
+        if self.reviews is None:
+            return
+        for unit in units:
+            for event, decision in unit.waiting:
+                try:
+                    opened = self.reviews.open_for(event, decision)
+                except Exception:
+                    # The decision is durable and answered; the item can be opened again
+                    # from the log (`review_id` is deterministic), so say so loudly.
+                    self.logger.exception(
+                        "could not open review items for a decision that waits on review",
+                        extra={"fields": {"event": "review_open_failed", "id": event["id"]}},
+                    )
+                    continue
+                self.metrics.review_action("opened", len(opened))
+
+    def _decide_unit(
+        self, bundle: Bundle, staged: _Staged, job: _Job, signers: SignerRegistry | None
+    ) -> _Unit:
         state = _Staged(staged)  # this request's changes, dropped if it fails
         prior = self._recorded_before(job) if self._writer is not None else {}
         unit = _Unit(job, [])
         clock = self.settings.clock
         observe = self.metrics.evaluation_seconds.observe
+        waiting = job.open_reviews and self.reviews is not None
         for pos, event in enumerate(job.events):
             hit = prior.get(pos)
             if hit is not None:
                 unit.verdicts.append(hit)
                 continue
             t0 = time.perf_counter()
+            # one at a time: a signature is checked against the state its predecessors left
+            event = attest(event, state, signers)
             decision = judge(bundle, state, event, clock(event))
             observe(time.perf_counter() - t0)
             if self._writer is not None:
@@ -548,9 +698,17 @@ class DecisionService:
                     raise _unrecordable(exc, base, line) from None
                 if unit.first_time is None:
                     unit.first_time = decision.evaluated_at
-            verdict = Verdict(decision.event_id, decision.outcome.value, decision.to_dict())
+            verdict = Verdict(
+                decision.event_id,
+                decision.outcome.value,
+                decision.to_dict(),
+                event=event,
+                judged=decision,
+            )
             unit.verdicts.append(verdict)
             unit.new.append(verdict)
+            if waiting and decision.outcome is Outcome.REVIEW_REQUIRED and decision.reviews:
+                unit.waiting.append((event, decision))
             self.metrics.observe_decision(decision)
         state.flush()
         return unit
@@ -686,9 +844,23 @@ def _same_event(logged: Any, event: dict[str, Any]) -> bool:
     if logged is None:
         return False
     try:
-        return canonical(logged) == canonical(to_jsonable(dict(event)))
+        return canonical(_as_sent(logged)) == canonical(_as_sent(to_jsonable(dict(event))))
     except ValueError:
         return False
+
+
+_ATTESTED = ("signature_status", "signature_problem")
+
+
+def _as_sent(event: Any) -> Any:
+    """A signed event without what attestation writes: the log holds the attested event, a
+    retry carries whatever the client wrote there, and both are the same event."""
+    if not isinstance(event, dict) or event.get("type") not in SIGNED_EVENT_TYPES:
+        return event
+    attrs = event.get("attributes")
+    if not isinstance(attrs, dict):
+        return event
+    return {**event, "attributes": {k: v for k, v in attrs.items() if k not in _ATTESTED}}
 
 
 def _unrecordable(exc: ValueError, base: str, line: int | None) -> Problem:

@@ -49,6 +49,10 @@ class ServerSettings:
     #: Key file for pseudonymising patient identifiers at intake (`policyengine keys
     #: pseudonym`); with a log and no key, events carrying identifiers are refused.
     pseudonym_key_path: str | None = None
+    #: Signer registry (`policyengine signers add`) that electronic signatures are verified
+    #: against at intake, re-read when the file changes; `None` = signatures are
+    #: `unverified` and never count.
+    signers_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.policies:
