@@ -425,15 +425,16 @@ def test_stack_example_promotes_with_two_approvals_only(server: str) -> None:
         ("model.promotion_requested", "allow"),
     ]
     assert decided[0]["event"]["subject"]["id"] == "models:/hepatox-screen/3"
-    # Counter-check: without Grace Liu's sign-off the promotion is denied.
+    # Counter-check: without Grace Liu's sign-off the promotion waits for review, as the
+    # SageMaker deployment does (examples/stacks/README.md).
     MlflowClient(server).delete_model_version_tag(
         stack.MODEL, version, "policyengine.approval.grace-liu"
     )
     counter = run("ingest", "-a", "mlflow", source, *OVERSIGHT, "--format", "json")
     assert counter.exit_code == 1
-    denied = decisions(counter)[-1]
-    assert denied["outcome"] == "deny"
-    assert "gxp.oversight.production_promotion_two_person" in failed_rules(denied)
+    waiting = decisions(counter)[-1]
+    assert waiting["outcome"] == "review_required"
+    assert "gxp.oversight.production_promotion_two_person" in failed_rules(waiting)
 
 
 @pytest.mark.parametrize(
