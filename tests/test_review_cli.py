@@ -323,3 +323,81 @@ def test_a_signed_drift_acceptance_lets_the_review_close(
     assert done["recheck"]["outcome"] == "allow" and done["review"]["status"] == "approved"
     report = json.loads(run("audit", "replay", "--log", str(db), "--format", "json").stdout)
     assert report["ok"]
+
+
+def strict_policies(tmp_path: Path) -> str:
+    """The shipped library with Part 11 signatures required for every release."""
+    import shutil
+
+    target = tmp_path / "strict-policies"
+    shutil.copytree(POLICIES, target)
+    common = target / "common.policy"
+    text = common.read_text()
+    lenient = 'const COUNTED_SIGNATURES = {"verified", "unsigned"}'
+    assert lenient in text
+    common.write_text(text.replace(lenient, 'const COUNTED_SIGNATURES = {"verified"}'))
+    return str(target)
+
+
+def test_a_site_requiring_part_11_signatures_counts_only_verified_ones(
+    people: dict[str, Any], tmp_path: Path
+) -> None:
+    policies = strict_policies(tmp_path)
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(EXAMPLE.read_text().splitlines(keepends=True)[:25]))
+    db = tmp_path / "decisions.db"
+    run(
+        "eval", "--policies", policies, "--events", str(events), "--log", str(db),
+        "--key", str(people["log_key"]), "--signers", str(people["registry"]),
+        "--pseudonym-key", str(people["pseudonyms"]), code=1,
+    )  # fmt: skip
+    env = {**people, "db": db}
+    item = the_item(env)
+
+    def act(who: str, now: str) -> dict[str, Any]:
+        args = acting(env, who, now)
+        args[args.index("--policies") + 1] = policies
+        out: dict[str, Any] = json.loads(run("review", "approve", item["id"], *args).stdout)
+        return out
+
+    # Elena's earlier sign-off was unsigned: here it no longer counts, so Kenji's verified
+    # signature alone does not release the model ...
+    first = act(KENJI, "2026-02-11T11:40:00Z")
+    assert first["recheck"]["outcome"] == "review_required"
+    assert first["review"]["status"] == "open"
+    # ... until Elena signs electronically too.
+    second = act(ELENA, "2026-02-11T12:10:00Z")
+    assert second["recheck"]["outcome"] == "allow"
+    assert second["review"]["status"] == "approved"
+    verified = json.loads(
+        run("review", "verify", "--log", str(db), "--signers", str(people["registry"]),
+            "--format", "json").stdout
+    )  # fmt: skip
+    assert verified == {
+        "ok": True,
+        "signatures": 2,
+        "counts": {"verified": 2},
+        "mismatches": [],
+    }
+
+
+def test_review_verify_finds_a_signature_the_registry_no_longer_vouches_for(
+    waiting: dict[str, Any], tmp_path: Path
+) -> None:
+    item = the_item(waiting)
+    run("review", "approve", item["id"], *acting(waiting, KENJI, "2026-02-11T11:40:00Z"))
+    ok = run("review", "verify", "--log", str(waiting["db"]), "--signers", str(waiting["registry"]))
+    assert "1 signatures: 1 verified" in ok.stdout
+    # An inspector's registry in which Kenji's key was revoked before he signed.
+    import shutil
+
+    revoked = tmp_path / "signers-revoked.json"
+    shutil.copy(waiting["registry"], revoked)
+    [kenji] = [s for s in json.loads(revoked.read_text())["signers"] if s["id"] == KENJI]
+    run(
+        "signers", "revoke", kenji["keys"][0]["key_id"], "--reason", "laptop stolen",
+        "--registry", str(revoked), "--at", "2026-02-01T00:00:00Z",
+    )  # fmt: skip
+    bad = run("review", "verify", "--log", str(waiting["db"]), "--signers", str(revoked), code=1)
+    assert "MISMATCH" in bad.stdout and "evt-025~sig-1" in bad.stdout
+    assert "logged verified, now invalid" in bad.stdout and "revoked" in bad.stdout

@@ -28,6 +28,7 @@ from policyengine.log import LogError, TransparencyLog, load_signer
 from policyengine.oversight.esign import SigningKeyError, load_signing_key
 from policyengine.oversight.flow import ActionResult, Oversight, SignerIdentity
 from policyengine.oversight.registry import SignerRegistry
+from policyengine.oversight.reverify import reverify
 from policyengine.oversight.reviews import REVIEW_STATUSES, ReviewError, ReviewItem
 from policyengine.runtime.decision import Decision, Outcome
 from policyengine.runtime.values import format_timestamp
@@ -428,4 +429,35 @@ def escalate_cmd(
         if not escalated:
             settings().note("nothing overdue")
     if escalated:
+        raise SystemExit(1)
+
+
+@review_group.command("verify")
+@_LOG
+@click.option(
+    "--signers", "signers_path", required=True, metavar="FILE", help="Signer registry to trust."
+)
+@_FORMAT
+@no_color_option
+def verify_cmd(log_path: str, signers_path: str, fmt: str) -> None:
+    """Verify every electronic signature in the log again against a registry you hold:
+    record digests recomputed from the logged history, Ed25519 checked, key and role as of
+    the signing time. Exit 1 when a logged status does not reproduce."""
+    registry = load_signers(signers_path)
+    assert registry is not None
+    try:
+        log = TransparencyLog.open(_existing(log_path))
+    except LogError as exc:
+        raise CliError(str(exc)) from None
+    with log:
+        report = reverify(log, registry)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+        click.echo(f"{report.signatures} signatures: {counts or 'none'}")
+        for m in report.mismatches:
+            why = f" ({m.problem})" if m.problem else ""
+            click.echo(f"MISMATCH leaf {m.index} {m.event_id}: logged {m.logged}, now {m.now}{why}")
+    if not report.ok:
         raise SystemExit(1)
