@@ -192,11 +192,11 @@ def _get(store: Any, review_id: str) -> ReviewItem:
 
 
 def _oversight(
-    log_path: str, key_path: str, policies: tuple[str, ...], signers_path: str
+    log_path: str, key_path: str, policies: tuple[str, ...], signers_path: str | None
 ) -> tuple[Oversight, TransparencyLog]:
+    """The review actions over the log, with the engine state restored from it."""
     bundle = load_policies(policies)
-    registry = load_signers(signers_path)
-    assert registry is not None
+    registry = load_signers(signers_path) or SignerRegistry()
     try:
         log = TransparencyLog.open(_existing(log_path), load_signer(key_path))
     except LogError as exc:
@@ -403,18 +403,11 @@ def escalate_cmd(
 ) -> None:
     """Escalate every open review past its deadline (once): a `review.escalated` event,
     judged and logged. Run it on a schedule. Exit 1 when anything was escalated."""
-    bundle = load_policies(policies)
-    registry = load_signers(signers_path) or SignerRegistry()
-    try:
-        log = TransparencyLog.open(_existing(log_path), load_signer(key_path))
-    except LogError as exc:
-        raise CliError(str(exc)) from None
-    reviews = open_reviews(log_path)
-    oversight = Oversight(bundle, restore_state(log).state, log, reviews, registry)
+    oversight, log = _oversight(log_path, key_path, policies, signers_path)
     try:
         escalated = oversight.escalate(_now(now))
     finally:
-        reviews.close()
+        oversight.reviews.close()
         log.close()
     if fmt == "json":
         out = [

@@ -28,7 +28,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidatorFunctionWrapHandler,
     field_serializer,
     field_validator,
     model_validator,
@@ -36,7 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from policyengine import canonical
-from policyengine.events.models import validation_problems
+from policyengine.events.models import _aware_utc, validation_problems
 from policyengine.runtime.values import format_timestamp
 
 __all__ = [
@@ -119,24 +118,6 @@ def _as_raw(public_key: bytes | str) -> bytes:
 
 
 # --------------------------------------------------------------------------- models
-
-
-def _aware_utc(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Naive or numeric times are ambiguous in an audit trail; normalise the rest to UTC."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise PydanticCustomError(
-            "numeric_timestamp", "timestamps must be RFC 3339 strings with a timezone"
-        )
-    result = handler(value)
-    if result is None:
-        return None
-    if result.tzinfo is None or result.utcoffset() is None:
-        raise PydanticCustomError(
-            "naive_timestamp",
-            "timestamp `{value}` has no timezone; add `Z` or an offset such as `+00:00`",
-            {"value": str(value)},
-        )
-    return result.astimezone(UTC)
 
 
 def _utc(at: datetime, what: str) -> datetime:
