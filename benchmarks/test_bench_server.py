@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 import policyengine as pe
+from policyengine.events.pseudonym import generate_pseudonym_key, load_pseudonym_key
 from policyengine.log import DecisionRecorder, TransparencyLog, generate_key_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +105,11 @@ class _Server:
         if logged:
             key = folder / "bench.key"
             generate_key_file(key, "bench.example/log")
+            # The example stream carries patient ids: a logging server pseudonymises them.
+            pseudonyms = folder / "bench.pseudonym"
+            generate_pseudonym_key(pseudonyms)
             args += ["--log", str(folder / "bench.db"), "--key", str(key)]
+            args += ["--pseudonym-key", str(pseudonyms)]
         self.stderr = open(folder / f"server-{logged}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "policyengine.cli.serve", *args],
@@ -151,10 +156,13 @@ def _http(folder: Path, logged: bool) -> dict[str, dict[str, float]]:
 def _in_process(folder: Path, logged: bool) -> dict[str, float]:
     bundle = pe.load_bundle(ROOT / "policies")
     recorder = None
+    pseudonymiser = None
     if logged:
         signer = pe.Signer.generate("bench.example/inproc")
         recorder = DecisionRecorder(TransparencyLog.open(folder / "inproc.db", signer, create=True))
-    engine = pe.Engine(bundle, clock=pe.wall_clock, recorder=recorder)
+        generate_pseudonym_key(folder / "inproc.pseudonym")
+        pseudonymiser = load_pseudonym_key(folder / "inproc.pseudonym")
+    engine = pe.Engine(bundle, clock=pe.wall_clock, recorder=recorder, pseudonymiser=pseudonymiser)
     events = [pe.parse_event(e) for e in _events(6000 if not logged else 1500, "inproc")]
     latencies = []
     started = time.perf_counter()
