@@ -179,6 +179,12 @@ rules = st.builds(
     message=st.none() | templates(),
     refs=words,
     override_by=words,
+    review=st.none()
+    | st.builds(
+        ast.ReviewClause,
+        roles=st.lists(texts, min_size=1, max_size=3).map(tuple),
+        within=st.integers(1, 10**12).map(lambda ms: timedelta(milliseconds=ms)),
+    ),
 )
 
 timestamp_texts = st.tuples(timestamps, st.sampled_from(["Z", "+01:00", "-05:30"])).map(

@@ -749,3 +749,24 @@ def test_dependency_not_triggered_is_a_warning() -> None:
     assert "`model.deployed`" in warning.message
     same_events = source.replace(", model.deployed", "")
     assert compile_sources({"example.policy": same_events}).warnings == ()
+
+
+def test_review_by_on_an_advisory_rule() -> None:
+    check(
+        'package p\nrule r { layer audit enforce advisory review by "qa" within 2d'
+        " on model.deployed require true }",
+        Code.BAD_CLAUSE_VALUE,
+        "`review by` needs a rule that blocks; `r` is advisory",
+        (2, 39, 63),
+        "use `enforce hard` or `enforce soft`, or drop `review by`",
+    )
+
+
+def test_review_deadline_must_be_positive() -> None:
+    check(
+        'package p\nrule r { layer audit review by "qa" within 0h on model.deployed require true }',
+        Code.BAD_CLAUSE_VALUE,
+        "the review deadline of rule `r` must be positive",
+        (2, 22, 46),
+        "e.g. `within 48h`",
+    )

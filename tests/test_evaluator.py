@@ -742,3 +742,64 @@ def test_invalid_events_raise_without_touching_state(bad: dict[str, Any]) -> Non
     assert isinstance(out[0], EventError) and isinstance(out[1], Decision)
     state = engine.state.get("model_version", "mv-1")
     assert state is not None and [a["signer"] for a in state["approvals"]] == ["u2"]
+
+
+REVIEWED = """
+rule two {
+  layer oversight
+  review by "qa", "domain_expert" within 72h
+  on model.deploy_requested
+  require count(a in subject.approvals where a.meaning == "approved") >= 2
+}
+rule intended {
+  layer oversight
+  review by "qa" within 1d
+  on model.deploy_requested
+  require len(subject.intended_use) > 0
+}
+"""
+
+
+def test_a_failing_rule_with_review_by_waits_for_review_and_names_the_deadline() -> None:
+    d = policy(REVIEWED).evaluate(event(), model(intended_use="screening"))
+    assert d.outcome is Outcome.REVIEW_REQUIRED
+    [waiting] = d.reviews
+    assert waiting.rule == "t.two"
+    assert waiting.to_dict()["review"] == {
+        "roles": ["qa", "domain_expert"],
+        "within": "3d",
+        "deadline": iso(T + timedelta(hours=72)),
+    }
+    assert "review" not in result(d, "t.intended").to_dict()  # passed: nothing to review
+
+
+def test_an_error_in_a_reviewed_rule_still_denies() -> None:
+    d = policy(REVIEWED).evaluate(event(), model())  # intended_use is missing: an error
+    assert result(d, "t.intended").status == "error"
+    assert d.outcome is Outcome.DENY
+    assert [r.rule for r in d.reviews] == []  # nothing waits on people when the answer is deny
+
+
+def test_a_hard_failure_without_review_outranks_a_review() -> None:
+    bundle = policy(
+        REVIEWED
+        + """
+rule pinned {
+  layer audit
+  on model.deploy_requested
+  require has(subject.artifact_digest)
+}
+"""
+    )
+    d = bundle.evaluate(event(), model(intended_use="screening"))
+    assert d.outcome is Outcome.DENY
+    assert d.reviews == ()
+
+
+def test_enough_approvals_pass_the_reviewed_rule() -> None:
+    approvals = [
+        {"signer": s, "role": "qa", "meaning": "approved", "time": iso(T - timedelta(days=1))}
+        for s in ("u2", "u3")
+    ]
+    d = policy(REVIEWED).evaluate(event(), model(intended_use="screening", approvals=approvals))
+    assert d.outcome is Outcome.ALLOW and d.reviews == ()
