@@ -1,4 +1,5 @@
-"""`SageMakerAdapter`: EventBridge event files and Model Monitor report folders → events."""
+"""`SageMakerAdapter`: EventBridge event files, Model Monitor report folders and (with boto3)
+the model registry → events."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from policyengine.adapter_kit import Record, read_records
 from ._config import CONFIG_FILE, SageMakerConfig
 from ._eventbridge import Translator
 from ._monitor import BASELINE_DIR, EXECUTION_FILE, MONITOR_FILES, VIOLATIONS_FILE, read_report
+from ._registry import is_registry_source, registry_events
 
 __all__ = ["SageMakerAdapter"]
 
@@ -23,15 +25,23 @@ class SageMakerAdapter:
 
     SOURCE is a JSON file (one event or an array), a JSON Lines file, `-` for standard input,
     or a folder: every `*.json`/`*.jsonl` under it in name order, where a sub-folder holding
-    `monitoring_execution.json` is read as one Model Monitor report (with its `baseline/`)."""
+    `monitoring_execution.json` is read as one Model Monitor report (with its `baseline/`);
+    or `sagemaker-registry:GROUP[?region=…&since=…]` to poll a model package group with boto3
+    (`policyengine[sagemaker]`), translated as the equivalent Model Package State Change."""
 
     name = "sagemaker"
-    summary = "SageMaker EventBridge events (registry, endpoints, pipelines, alarms), Model Monitor"
+    summary = (
+        "SageMaker EventBridge events (registry, endpoints, pipelines, alarms), Model Monitor,"
+        " sagemaker-registry: polling"
+    )
 
     def __init__(self, config: SageMakerConfig | None = None) -> None:
         self.config = config
 
     def events(self, source: str) -> Iterator[dict[str, Any] | Located | AdapterError]:
+        if is_registry_source(source):
+            yield from registry_events(source, self.config)
+            return
         config = self.config if self.config is not None else SageMakerConfig.discover(source)
         translator = Translator(config)
         root = Path(source)
