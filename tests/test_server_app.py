@@ -537,6 +537,7 @@ def test_openapi_documents_every_route_and_responses_match_it(tmp_path: Path) ->
         "/v1/reviews/escalate",
         "/v1/reviews/{review_id}",
         "/v1/reviews/{review_id}/signatures",
+        "/v1/models/{model_version}/drift-responses",
     }
     assert paths["/v1/evaluate"]["post"]["security"] == [{"bearer": []}]
     assert "security" not in paths["/v1/decisions/{event_id}"]["get"]

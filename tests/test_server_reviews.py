@@ -396,3 +396,148 @@ def test_a_bad_registry_stops_start_up(tmp_path: Path, content: str) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "signer registry" in result.stderr and "Traceback" not in result.output
+
+
+BREACH = {
+    "id": "evt-drift-1",
+    "type": "drift.evaluated",
+    "time": "2026-02-10T10:00:00Z",
+    "actor": {"id": "svc-monitor", "roles": ["monitoring"]},
+    "subject": {"kind": "model_version", "id": MODEL},
+    "attributes": {
+        "monitor": "weekly-psi", "feature": "logp", "metric": "psi", "value": 0.31,
+        "threshold": 0.2, "breached": True, "baseline": "ds-assay-2025q4",
+    },
+}  # fmt: skip
+
+
+def drift_response(
+    signer: str, record: dict[str, Any], at: str, event_id: str, *, model: str = MODEL
+) -> dict[str, Any]:
+    """A signed acceptance of the breach, built as docs/server.md tells a client to: the
+    digest covers the model's record (from its review item) and the response's terms."""
+    name, role, key = PEOPLE[signer]
+    terms = {
+        "monitor": "weekly-psi",
+        "feature": "logp",
+        "metric": "psi",
+        "decision": "accept",
+        "justification": "seasonal shift in logp within the validated range; DEV-031",
+        "expires_at": "2026-03-11T00:00:00Z",
+    }
+    digest = esign.record_digest({"record": record, "terms": terms})
+    manifest = esign.manifest(
+        subject_kind="model_version",
+        subject_id=model,
+        record_digest=digest,
+        signer=signer,
+        signer_name=name,
+        role=role,
+        meaning="drift_accept",
+        time=datetime.fromisoformat(at.replace("Z", "+00:00")),
+        comment=None,
+        review=None,
+    )
+    return {
+        "id": event_id,
+        "type": "drift.response_recorded",
+        "time": at,
+        "actor": {"id": signer, "name": name, "roles": [role]},
+        "subject": {"kind": "model_version", "id": model},
+        "attributes": {
+            **terms,
+            "role": role,
+            "record_digest": digest,
+            "signature": esign.sign(key, manifest).model_dump(),
+        },
+    }
+
+
+def test_a_signed_drift_response_rechecks_the_models_open_reviews(tmp_path: Path) -> None:
+    s = settings(tmp_path, signers_path=str(tmp_path / "signers.json"))
+    save_registry(tmp_path / "signers.json", registry(*PEOPLE))
+    path = f"/v1/models/{MODEL}/drift-responses"
+    moment = "2026-02-11T09:00:00Z"
+
+    async def scenario(c: httpx.AsyncClient) -> None:
+        doc = (await c.get("/v1/openapi.json")).json()
+        item = await waiting(c)
+        rid = item["id"]
+        r = await c.post("/v1/evaluate", json=BREACH, headers=AUTH)
+        assert r.status_code == 200 and r.json()["outcome"] != "deny", r.text
+        good = drift_response(ELENA, item["record"], moment, "drift-accept-1")
+
+        problem(await c.post(path, json=good), 401, "unauthorized")
+        wrong = drift_response(ELENA, item["record"], moment, "drift-x", model="mv-other")
+        body = problem(await c.post(path, json=wrong, headers=AUTH), 422, "invalid-drift-response")
+        assert [e["pointer"] for e in body["errors"]] == ["#/subject"]
+        assert "mv-other" in body["detail"]
+        not_a_response = {**EVENTS[24], "id": "not-a-response"}
+        body = problem(
+            await c.post(path, json=not_a_response, headers=AUTH), 422, "invalid-drift-response"
+        )
+        assert body["errors"][0]["pointer"] == "#/type"
+
+        # a tampered response is denied by the signature rule; nothing is rechecked
+        tampered = drift_response(ELENA, item["record"], moment, "drift-tampered")
+        tampered["attributes"]["expires_at"] = "2026-05-01T00:00:00Z"  # not what was signed
+        r = await c.post(path, json=tampered, headers=AUTH)
+        assert r.status_code == 200, r.text
+        validate(doc, "DriftResponseResult", r.json())
+        refused = r.json()
+        assert refused["decision"]["outcome"] == "deny" and refused["rechecks"] == []
+        failed = {
+            x["rule"] for x in refused["decision"]["decision"]["results"] if x["status"] == "fail"
+        }
+        assert "gxp.oversight.signature_valid" in failed
+        shown = (await c.get(f"/v1/reviews/{rid}")).json()
+        assert "recheck" not in [h["action"] for h in shown["history"]]
+
+        # the signed acceptance is allowed; the waiting deploy is judged again, the breach
+        # no longer blocks it and it still waits for a second approval
+        r = await c.post(path, json=good, headers=AUTH)
+        assert r.status_code == 200, r.text
+        done = r.json()
+        validate(doc, "DriftResponseResult", done)
+        assert done["decision"]["outcome"] == "allow"
+        assert done["decision"]["log_index"] is not None
+        [again] = done["rechecks"]
+        assert again["review"]["id"] == rid and again["review"]["status"] == "open"
+        assert again["recheck"]["event_id"] == "evt-025~recheck-1"
+        assert again["recheck"]["outcome"] == "review_required"
+        statuses = {x["rule"]: x["status"] for x in again["recheck"]["decision"]["results"]}
+        assert statuses["gxp.monitoring.no_production_deploy_with_open_drift"] == "pass"
+        assert statuses[RULE] == "fail"
+        assert [h["action"] for h in again["review"]["history"]][-1] == "recheck"
+        # the same response again is refused: an event id is recorded once
+        problem(await c.post(path, json=good, headers=AUTH), 409, "event-id-conflict")
+
+        # a second approval now closes the item
+        sig = signed(KENJI, item["subject"], item["record_digest"], "2026-02-11T11:40:00Z",
+                     "sig-kenji", review=rid)  # fmt: skip
+        r = await c.post(f"/v1/reviews/{rid}/signatures", json=sig, headers=AUTH)
+        assert r.status_code == 200 and r.json()["review"]["status"] == "approved", r.text
+
+        metrics = (await c.get("/metrics")).text
+        for action, n in (("drift_response", 1), ("refused", 1), ("approved", 1)):
+            assert metric(metrics, f'policyengine_review_actions_total{{action="{action}"}}') == n
+
+    serve(s, scenario)
+    db = tmp_path / "decisions.db"
+    attrs = logged_event(db, "drift-accept-1")["attributes"]
+    assert attrs["signature_status"] == "verified", attrs["signature_problem"]
+    assert logged_event(db, "drift-tampered")["attributes"]["signature_status"] == "invalid"
+    replay = CliRunner().invoke(cli, ["audit", "replay", "--log", str(db), "--format", "json"])
+    assert json.loads(replay.stdout)["ok"], replay.output
+
+
+def test_drift_responses_need_a_log(tmp_path: Path) -> None:
+    s = settings(tmp_path, log_path=None, key_path=None)
+    event = drift_response(ELENA, {"kind": "model_version", "id": MODEL}, "2026-02-11T09:00:00Z",
+                           "drift-accept-1")  # fmt: skip
+
+    async def scenario(c: httpx.AsyncClient) -> None:
+        r = await c.post(f"/v1/models/{MODEL}/drift-responses", json=event, headers=AUTH)
+        problem(r, 404, "no-log")
+
+    serve(s, scenario)

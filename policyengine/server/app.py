@@ -362,6 +362,13 @@ _REVIEW_ID = {
     "schema": {"type": "string"},
     "description": "The review item's id (`rv-…`).",
 }
+_MODEL_VERSION = {
+    "name": "model_version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The model version the drift response is about (its entity id).",
+}
 _REVIEW_QUERY = [
     {
         "name": "status",
@@ -905,6 +912,26 @@ def create_app(settings: ServerSettings, *, service: DecisionService | None = No
         events, _where = _validate([(body, ("#", None))], 1, pseudonyms, storing=True)
         ready(strict=False)
         return _json(await run_in_threadpool(desk.sign, rid, events[0]))
+
+    @app.post(
+        "/v1/models/{model_version}/drift-responses",
+        response_model=docs.DriftResponseResult,
+        summary="Record a signed drift response",
+        tags=["reviews"],
+        openapi_extra={"parameters": [_MODEL_VERSION]},
+    )
+    async def respond_to_drift(request: Request) -> Response:
+        """Record a signed `drift.response_recorded` (accept a breach until a date, or
+        require retraining) on this model version, as `policyengine review drift` does: the
+        signature is verified against the signer registry, judged and logged; unless the
+        policies refuse it, every open review item of the model is judged again and closed
+        by that outcome. `422` for an event on another subject or of another type."""
+        authorize(request)
+        model_version = request.path_params["model_version"]
+        body = _parse_json(await _read_body(request, limit))
+        events, _where = _validate([(body, ("#", None))], 1, pseudonyms, storing=True)
+        ready(strict=False)
+        return _json(await run_in_threadpool(desk.respond_to_drift, model_version, events[0]))
 
     receiver = _openlineage_receiver(decide, settings.token)
     if receiver is not None:

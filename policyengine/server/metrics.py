@@ -60,8 +60,8 @@ class _CheckpointAge(Collector):
 
 
 #: `policyengine_review_actions_total{action}`: items opened, signatures accepted (`signed`)
-#: or refused by the policies (`refused`), items closed (`approved`, `rejected`,
-#: `overridden`) and escalations.
+#: or refused by the policies (`refused`, drift responses included), items closed
+#: (`approved`, `rejected`, `overridden`), escalations and accepted drift responses.
 REVIEW_ACTIONS = (
     "opened",
     "signed",
@@ -70,6 +70,7 @@ REVIEW_ACTIONS = (
     "rejected",
     "overridden",
     "escalated",
+    "drift_response",
 )
 
 _REVIEW_GAUGES = (

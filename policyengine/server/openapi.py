@@ -41,6 +41,12 @@ class RequirementModel(_Strict):
     message: str | None = None
 
 
+class ReviewRequestModel(_Strict):
+    roles: list[str] = Field(description="Roles that may answer the review.")
+    within: str = Field(description="The rule's review period, e.g. `3d`.")
+    deadline: str = Field(description="When the review is due.")
+
+
 class RuleResultModel(_Strict):
     rule: str = Field(description="Fully qualified rule id, `package.rule`.")
     layer: Literal["privacy", "monitoring", "audit", "oversight"]
@@ -51,6 +57,9 @@ class RuleResultModel(_Strict):
     requirements: list[RequirementModel]
     refs: list[str]
     override: dict[str, Any] | None = None
+    review: ReviewRequestModel | None = Field(
+        None, description="Who must review and by when (a failed rule with `review by`)."
+    )
 
 
 class SubjectModel(_Strict):
@@ -260,6 +269,20 @@ class EscalateResponse(_Strict):
     escalated: list[Escalation]
 
 
+class DriftRecheck(_Strict):
+    review: ReviewItemModel = Field(description="The item as the recheck left it.")
+    recheck: VerdictModel = Field(
+        description="The item's pending event judged again (`<id>~recheck-<n>`)."
+    )
+
+
+class DriftResponseResult(_Strict):
+    decision: VerdictModel = Field(description="The signed drift response's decision, as logged.")
+    rechecks: list[DriftRecheck] = Field(
+        description="One per item open on the model version; empty when the response was refused."
+    )
+
+
 class Health(_Strict):
     status: Literal["ok"]
 
@@ -298,6 +321,7 @@ WRITE_OPERATIONS = {
     ("post", "/v1/drift"),
     ("post", "/v1/reviews/{review_id}/signatures"),
     ("post", "/v1/reviews/escalate"),
+    ("post", "/v1/models/{model_version}/drift-responses"),
 }
 
 _DATA = {
@@ -324,6 +348,13 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "description": "A signed `approval.recorded` or `override.recorded` event on the item's"
         " subject, with `attributes.review` = the item id, `attributes.record_digest` and"
         " `attributes.signature` (see docs/server.md).",
+        "content": {"application/json": {"schema": {"$ref": _REF + "Event"}}},
+    },
+    ("post", "/v1/models/{model_version}/drift-responses"): {
+        "required": True,
+        "description": "A signed `drift.response_recorded` event whose subject is this model"
+        " version, with `attributes.record_digest` and `attributes.signature` (see"
+        " docs/server.md).",
         "content": {"application/json": {"schema": {"$ref": _REF + "Event"}}},
     },
     ("post", "/v1/reviews/escalate"): {

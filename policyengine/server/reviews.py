@@ -6,7 +6,9 @@ manifest with the signer's own key (`policyengine.oversight.esign`), and posts t
 event. The service then does exactly what `policyengine review approve` does
 (`policyengine.oversight.flow.record_signature`): the signature is attested, judged and
 logged; unless it was refused, the pending event is judged again and the item closed by that
-outcome. Every event goes through the service's one writer (`DecisionService.decide_blocking`),
+outcome. A signed drift response on a model version (`respond_to_drift`) is recorded the same
+way and every open item of that model judged again, as `policyengine review drift` does. Every
+event goes through the service's one writer (`DecisionService.decide_blocking`),
 and review actions are serialised on one lock, so each sees the state the previous one left.
 """
 
@@ -21,6 +23,7 @@ from policyengine.oversight.attest import reviewed_record, signed_digest
 from policyengine.oversight.flow import (
     check_role,
     escalation_event,
+    recheck,
     record_signature,
     signature_action,
 )
@@ -29,10 +32,12 @@ from policyengine.runtime.decision import Decision, Outcome
 from policyengine.server.problems import Problem
 from policyengine.server.service import DecisionService, Verdict
 
-__all__ = ["SIGNABLE_TYPES", "ReviewDesk"]
+__all__ = ["DRIFT_RESPONSE_TYPE", "SIGNABLE_TYPES", "ReviewDesk"]
 
 #: Event types a client may post to answer an item.
 SIGNABLE_TYPES = ("approval.recorded", "override.recorded")
+#: The event type a client posts to answer a model's drift breaches.
+DRIFT_RESPONSE_TYPE = "drift.response_recorded"
 
 
 class ReviewDesk:
@@ -141,6 +146,48 @@ class ReviewDesk:
                 "signature": verdicts[0].to_dict(),
                 "recheck": verdicts[1].to_dict() if len(verdicts) > 1 else None,
                 "review": self.item(rid).to_dict(now),
+            }
+
+    def respond_to_drift(self, model_version: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Record a signed `drift.response_recorded` (a validated event) on `model_version`,
+        then — unless it was refused — judge every open item of that model again, as
+        `Oversight.respond_to_drift` (`policyengine review drift`) does."""
+        svc = self.service
+        with self._lock:
+            store = self.store()
+            _check_drift_response(model_version, event)
+            if svc.find(str(event["id"])):
+                raise _already_recorded(str(event["id"]), None)
+            judged: list[Verdict] = []
+
+            def judge(ev: dict[str, Any]) -> tuple[dict[str, Any], Decision]:
+                decided = svc.decide_blocking([ev], [("#", None)], open_reviews=False)
+                verdict = decided.verdicts[0]
+                if verdict.already_recorded or verdict.judged is None or verdict.event is None:
+                    raise _already_recorded(verdict.event_id, None)
+                judged.append(verdict)
+                return verdict.event, verdict.judged
+
+            at = svc.settings.clock(event)
+            judge(event)
+            response = judged[0]
+            refused = response.outcome == Outcome.DENY.value
+            svc.metrics.review_action("refused" if refused else "drift_response")
+            rechecks: list[tuple[ReviewItem, Verdict]] = []
+            if not refused:
+                for item in store.items("open", ("model_version", model_version)):
+                    recheck(store, item, at, judge, taken=lambda eid: bool(svc.find(eid)))
+                    after = store.get(item.id)
+                    if after.status != "open":
+                        svc.metrics.review_action(after.status)
+                    rechecks.append((after, judged[-1]))
+            now = svc.review_now()
+            return {
+                "decision": response.to_dict(),
+                "rechecks": [
+                    {"review": item.to_dict(now), "recheck": verdict.to_dict()}
+                    for item, verdict in rechecks
+                ],
             }
 
     def escalate(self, now: datetime) -> list[dict[str, Any]]:
@@ -273,11 +320,44 @@ def _check_answer(item: ReviewItem, event: dict[str, Any]) -> None:
         )
 
 
-def _already_recorded(event_id: str, rid: str) -> Problem:
+def _check_drift_response(model_version: str, event: dict[str, Any]) -> None:
+    """A signed drift response on the model version the path names."""
+    errors: list[dict[str, Any]] = []
+    if event["type"] != DRIFT_RESPONSE_TYPE:
+        errors.append({"pointer": "#/type", "detail": f"`type` must be `{DRIFT_RESPONSE_TYPE}`"})
+    subject = event["subject"]
+    if (subject["kind"], subject["id"]) != ("model_version", model_version):
+        errors.append(
+            {
+                "pointer": "#/subject",
+                "detail": f"the path names model_version `{model_version}`, the event is about"
+                f" {subject['kind']} `{subject['id']}`",
+            }
+        )
+    if event["attributes"].get("signature") is None:
+        errors.append(
+            {
+                "pointer": "#/attributes/signature",
+                "detail": "a drift response is an electronic signature (`attributes.signature`"
+                " with `record_digest`; see docs/server.md)",
+            }
+        )
+    if errors:
+        raise Problem(
+            422,
+            "invalid-drift-response",
+            "Event is not a drift response on this model",
+            errors[0]["detail"],
+            errors=errors,
+        )
+
+
+def _already_recorded(event_id: str, rid: str | None) -> Problem:
+    where = f"`GET /v1/reviews/{rid}`" if rid is not None else f"`GET /v1/decisions/{event_id}`"
     return Problem(
         409,
         "event-id-conflict",
         "Event id already used",
         f"event id `{event_id}` is already in the decision log; a signature is recorded once"
-        f" (`GET /v1/reviews/{rid}` shows what it did), a new one needs a new id",
+        f" ({where} shows what it did), a new one needs a new id",
     )
