@@ -18,11 +18,13 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from log_worker import leaf, parse
@@ -50,6 +52,15 @@ class Run:
     proc: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
     watchdog: threading.Timer | None = None
+    stderr: Any = None
+
+    def report(self) -> str:
+        """Its last lines and the end of its stderr: what a failed assertion should show."""
+        err = ""
+        if self.stderr is not None:
+            self.stderr.seek(0)
+            err = self.stderr.read()[-1500:]
+        return f"worker {self.worker}: {self.lines[-2:]} stderr: {err!r}"
 
     def readline(self) -> str:
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
@@ -98,12 +109,14 @@ class Run:
 
 def _spawn(path: Path, key: Path, worker: int, round_: int, batches: list[int]) -> Run:
     config = {"path": str(path), "key": str(key), "worker": worker, "round": round_}
+    stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed with the run's file objects
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), json.dumps(config | {"batches": batches})],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
-    run = Run(worker, round_, batches, proc)
+    run = Run(worker, round_, batches, proc, stderr=stderr)
     run.watchdog = threading.Timer(60, run.kill)  # a hung child must fail the test, not stall it
     run.watchdog.daemon = True
     run.watchdog.start()
@@ -260,7 +273,7 @@ def test_concurrent_appenders_are_serialised(tmp_path: Path, key: tuple[Path, Si
     db = tmp_path / "shared.db"  # missing: the workers race to create it too
     plans = [[rng.randrange(1, 60) for _ in range(25)] + [2_000] for _ in range(4)]
     runs = [_spawn(db, keyfile, w, 0, batches) for w, batches in enumerate(plans)]
-    assert [run.finish() for run in runs] == [0, 0, 0, 0], [r.lines[-2:] for r in runs]
+    assert [run.finish() for run in runs] == [0, 0, 0, 0], [r.report() for r in runs]
     counts = _check(db, signer, runs)
     assert counts == {(w, 0): len(plans[w]) for w in range(4)}
     with TransparencyLog.open(db) as log:
@@ -287,7 +300,7 @@ def test_kill_one_of_several_appenders_mid_transaction(
     assert victim.finish() == -signal.SIGKILL
     assert victim.killed_inside_append(), victim.lines[-2:]
     # The write lock dies with the victim; the others carry on and finish.
-    assert [run.finish() for run in runs[1:]] == [0, 0], [r.lines[-2:] for r in runs]
+    assert [run.finish() for run in runs[1:]] == [0, 0], [r.report() for r in runs]
     counts = _check(db, signer, runs)
     assert counts[(1, 0)] == len(plans[1]) and counts[(2, 0)] == len(plans[2])
     assert counts[(0, 0)] in (5, 6)  # its big batch is there whole, or not at all
