@@ -340,13 +340,18 @@ class _Raw(APIRoute):
         return handler
 
 
-_EVENT_ID = {
-    "name": "event_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The id of the event the decision judged.",
-}
+def _path_parameter(name: str, description: str) -> dict[str, Any]:
+    """An OpenAPI path parameter of type string (routes take them raw; see `_Raw`)."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_EVENT_ID = _path_parameter("event_id", "The id of the event the decision judged.")
 _INDEX = {
     "name": "index",
     "in": "query",
@@ -355,20 +360,10 @@ _INDEX = {
     "description": "A specific leaf among the event's decisions (default: the latest).",
 }
 _DIGITS = re.compile(r"[0-9]{1,18}")
-_REVIEW_ID = {
-    "name": "review_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The review item's id (`rv-…`).",
-}
-_MODEL_VERSION = {
-    "name": "model_version",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The model version the drift response is about (its entity id).",
-}
+_REVIEW_ID = _path_parameter("review_id", "The review item's id (`rv-…`).")
+_MODEL_VERSION = _path_parameter(
+    "model_version", "The model version the drift response is about (its entity id)."
+)
 _REVIEW_QUERY = [
     {
         "name": "status",
