@@ -36,7 +36,7 @@ from policyengine.events import StateStore, parse_event
 from policyengine.events.models import EventError
 from policyengine.log.records import DecisionRecorder
 from policyengine.log.tlog import TransparencyLog
-from policyengine.oversight.attest import attest, event_manifest, signed_digest
+from policyengine.oversight.attest import event_manifest, signed_digest
 from policyengine.oversight.esign import sign
 from policyengine.oversight.registry import SignerRegistry
 from policyengine.oversight.reviews import ReviewError, ReviewItem, ReviewStatus, ReviewStore
@@ -129,9 +129,8 @@ class Oversight:
     def decide(self, event: Mapping[str, Any]) -> Decision:
         """Judge and log an event, opening the review items its decision asks for."""
         with self._lock:
-            ev = parse_event(event)
-            decision = self.engine.evaluate(ev, validated=True)
-            self.reviews.open_for(ev, decision)
+            judged, decision = self.engine.decide(event)
+            self.reviews.open_for(judged, decision)
             return decision
 
     # ----------------------------------------------------------------- signing
@@ -168,10 +167,7 @@ class Oversight:
         return event
 
     def _judge(self, event: dict[str, Any]) -> tuple[dict[str, Any], Decision]:
-        # Attest here too (the engine attests again, to the same result: the state cannot
-        # change under the lock) so the history notes the status the decision saw.
-        judged = attest(event, self.engine.state, self.signers)
-        return judged, self.engine.evaluate(judged, validated=True)
+        return self.engine.decide(event, validated=True)
 
     def _taken(self, event_id: str) -> bool:
         return bool(self.log.find(event_id))

@@ -310,28 +310,18 @@ class ReviewStore:
     )
 
     def get(self, rid: str) -> ReviewItem:
+        """The item with id `rid`, or the only one whose id starts with it (ids are long)."""
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {self._COLUMNS} FROM review_items WHERE id = ?", (rid,)
-            ).fetchone()
-            if row is None:
-                known = [
-                    r[0]
-                    for r in self._db.execute(
-                        "SELECT id FROM review_items WHERE id LIKE ? LIMIT 5", (rid + "%",)
-                    )
-                ]
-                if len(known) == 1:
-                    return self.get_unlocked(known[0])
-                hint = f"; did you mean one of {', '.join(known)}?" if known else ""
-                raise ReviewError(f"no review `{rid}`{hint}")
-            return self._item(row)
-
-    def get_unlocked(self, rid: str) -> ReviewItem:
-        row = self._db.execute(
-            f"SELECT {self._COLUMNS} FROM review_items WHERE id = ?", (rid,)
-        ).fetchone()
-        return self._item(row)
+            rows = self._db.execute(
+                f"SELECT {self._COLUMNS} FROM review_items WHERE id = ? OR id LIKE ?"
+                " ORDER BY id = ? DESC LIMIT 5",
+                (rid, rid.replace("%", "").replace("_", "") + "%", rid),
+            ).fetchall()
+            if rows and (rows[0][0] == rid or len(rows) == 1):
+                return self._item(rows[0])
+        known = ", ".join(r[0] for r in rows)
+        hint = f"; did you mean one of {known}?" if rows else ""
+        raise ReviewError(f"no review `{rid}`{hint}")
 
     def items(
         self,

@@ -106,14 +106,22 @@ class Engine:
     def evaluate(self, event: Mapping[str, Any], *, validated: bool = False) -> Decision:
         """Validate (unless `validated`), decide, and commit the event's state change
         unless denied. Raises `EventError` for malformed input; state is untouched then."""
+        return self.decide(event, validated=validated)[1]
+
+    def decide(
+        self, event: Mapping[str, Any], *, validated: bool = False
+    ) -> tuple[dict[str, Any], Decision]:
+        """`evaluate`, also returning the event as judged: validated, pseudonymised and
+        with its signature status set — what the log holds and reviews refer to."""
         ev = self._intake(event, validated)
         with self._lock:
             if self.recorder is None:
                 return self._judge(self.state, ev)
             return self._recorded([ev])[0]
 
-    def _judge(self, state: StateStore, ev: dict[str, Any]) -> Decision:
-        return judge(self.bundle, state, attest(ev, state, self.signers), self.clock(ev))
+    def _judge(self, state: StateStore, ev: dict[str, Any]) -> tuple[dict[str, Any], Decision]:
+        ev = attest(ev, state, self.signers)
+        return ev, judge(self.bundle, state, ev, self.clock(ev))
 
     def _intake(self, event: Mapping[str, Any], validated: bool) -> dict[str, Any]:
         ev = dict(event) if validated else parse_event(event)
@@ -121,18 +129,14 @@ class Engine:
             ev = require_pseudonymised(ev, self.pseudonymiser)
         return ev
 
-    def _recorded(self, events: Sequence[dict[str, Any]]) -> list[Decision]:
+    def _recorded(self, events: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], Decision]]:
         assert self.recorder is not None
         pending = _Pending(self.state)
-        judged: list[dict[str, Any]] = []
-        decisions: list[Decision] = []
-        for ev in events:  # one at a time: a signature is checked against the state before it
-            ev = attest(ev, pending, self.signers)
-            judged.append(ev)
-            decisions.append(judge(self.bundle, pending, ev, self.clock(ev)))
-        self.recorder.record(list(zip(judged, decisions, strict=True)), self.bundle)
+        # One at a time: a signature is checked against the state the events before it left.
+        pairs = [self._judge(pending, ev) for ev in events]
+        self.recorder.record(pairs, self.bundle)
         pending.flush()
-        return decisions
+        return pairs
 
     def evaluate_batch(
         self, events: Iterable[Mapping[str, Any]], *, validated: bool = False
@@ -148,8 +152,8 @@ class Engine:
                 raise err.at_line(n) from None
         with self._lock, gc_paused():
             if self.recorder is not None:
-                return self._recorded(parsed)
-            return [self._judge(self.state, ev) for ev in parsed]
+                return [d for _ev, d in self._recorded(parsed)]
+            return [self._judge(self.state, ev)[1] for ev in parsed]
 
     def evaluate_many(
         self, events: Iterable[Mapping[str, Any]], *, validated: bool = False
